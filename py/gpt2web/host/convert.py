@@ -1,0 +1,162 @@
+"""Convert a Hugging Face GPT-2 checkpoint into gpt2web shards (host only).
+
+Sources: a checkpoint folder (`config.json` + `model.safetensors` or `pytorch_model.bin`), or,
+when online, a model id such as `gpt2`, `distilgpt2` or `gpt2-medium` fetched with
+huggingface_hub.
+
+Mapping: Hugging Face names `transformer.h.N.attn.c_attn.weight` become `h.N.attn.c_attn.w`,
+and so on. Their four kinds of block matrices are `Conv1D` layers stored `[in, out]`; we
+transpose them to `[out, in]` (see `gpt2web.weights` for why). `wte` and `wpe` are already
+`[rows, n_embd]`. The LM head is tied to `wte` and is not stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..model import GPT2, GPT2Config
+from ..weights import WeightsError, read_model_dir, write_model
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+WEIGHTS_DIR = REPO_ROOT / "weights"
+TOKENIZER_FILE = WEIGHTS_DIR / "gpt2.tiktoken"
+
+# Fixed prompts on which the converter reports the error its quantization introduced.
+CHECK_PROMPTS = [
+    "I wish you a happy New",
+    "The capital of France is",
+    "def fibonacci(n):\n    return",
+    "In the beginning God created the heaven and the",
+    "Once upon a time, there was a little",
+]
+
+_BLOCK_PARTS = {
+    "ln_1.weight": "ln_1.g", "ln_1.bias": "ln_1.b",
+    "attn.c_attn.weight": "attn.c_attn.w", "attn.c_attn.bias": "attn.c_attn.b",
+    "attn.c_proj.weight": "attn.c_proj.w", "attn.c_proj.bias": "attn.c_proj.b",
+    "ln_2.weight": "ln_2.g", "ln_2.bias": "ln_2.b",
+    "mlp.c_fc.weight": "mlp.c_fc.w", "mlp.c_fc.bias": "mlp.c_fc.b",
+    "mlp.c_proj.weight": "mlp.c_proj.w", "mlp.c_proj.bias": "mlp.c_proj.b",
+}
+
+
+class ConvertError(ValueError):
+    pass
+
+
+def config_from_hf(hf: dict) -> GPT2Config:
+    act = hf.get("activation_function", "gelu_new")
+    if act not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ConvertError(f"activation {act!r} is not GPT-2's tanh GELU; this engine cannot run it")
+    return GPT2Config(
+        n_vocab=hf["vocab_size"], n_ctx=hf["n_positions"], n_embd=hf["n_embd"],
+        n_layer=hf["n_layer"], n_head=hf["n_head"],
+        layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
+    )
+
+
+def tensors_from_hf(state: dict, config: GPT2Config) -> dict[str, np.ndarray]:
+    """Hugging Face state dict (NumPy arrays) -> our names, float32, matrices `[out, in]`."""
+    prefix = "transformer." if "transformer.wte.weight" in state else ""
+    get = lambda k: np.asarray(state[prefix + k], dtype=np.float32)  # noqa: E731
+    try:
+        out = {"wte": get("wte.weight"), "wpe": get("wpe.weight"),
+               "ln_f.g": get("ln_f.weight"), "ln_f.b": get("ln_f.bias")}
+        for i in range(config.n_layer):
+            for hf_name, ours in _BLOCK_PARTS.items():
+                a = get(f"h.{i}.{hf_name}")
+                out[f"h.{i}.{ours}"] = np.ascontiguousarray(a.T) if ours.endswith(".w") else a
+    except KeyError as e:
+        raise ConvertError(f"the checkpoint has no tensor {e.args[0]}: is it a GPT-2 model?") from None
+    return out
+
+
+def load_hf_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise ConvertError(f"{folder} has no config.json: not a Hugging Face checkpoint folder")
+    config = config_from_hf(json.loads(cfg_file.read_text()))
+    st = folder / "model.safetensors"
+    if st.is_file():
+        from safetensors.numpy import load_file
+        state = load_file(str(st))
+    elif (folder / "pytorch_model.bin").is_file():
+        try:
+            import torch
+        except ImportError:
+            raise ConvertError("pytorch_model.bin needs PyTorch to read (pip install torch), "
+                               "or give a folder with model.safetensors") from None
+        sd = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        state = {k: v.float().numpy() for k, v in sd.items()}
+    else:
+        raise ConvertError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
+    return config, tensors_from_hf(state, config)
+
+
+def resolve_source(src: str) -> Path:
+    """A local folder, or a Hugging Face model id downloaded with huggingface_hub."""
+    p = Path(src).expanduser()
+    if p.exists():
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ConvertError(f"{src} is not a folder, and huggingface_hub is not installed to fetch it") from None
+    try:
+        return Path(snapshot_download(src, allow_patterns=["config.json", "model.safetensors"]))
+    except Exception as e:  # network errors, unknown repo, ...
+        raise ConvertError(f"could not fetch model {src!r} from the Hugging Face hub: "
+                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def quantization_report(reference: GPT2, quantized: GPT2, prompts=CHECK_PROMPTS) -> dict:
+    """Compare the next-token distributions of two models on fixed prompts."""
+    from ..tokenizer import default_tokenizer
+
+    tok = default_tokenizer()
+    max_diff = top1 = kl = scale = 0.0
+    n = 0
+    for prompt in prompts:
+        ids = tok.encode(prompt)[: reference.config.n_ctx]
+        a = reference.forward(ids, reference.new_cache(), all_logits=True).astype(np.float64)
+        b = quantized.forward(ids, quantized.new_cache(), all_logits=True).astype(np.float64)
+        max_diff = max(max_diff, float(np.abs(a - b).max()))
+        scale = max(scale, float(np.abs(a).max()))
+        top1 += float((a.argmax(-1) == b.argmax(-1)).sum())
+        la = a - a.max(-1, keepdims=True)
+        la -= np.log(np.exp(la).sum(-1, keepdims=True))
+        lb = b - b.max(-1, keepdims=True)
+        lb -= np.log(np.exp(lb).sum(-1, keepdims=True))
+        kl += float((np.exp(la) * (la - lb)).sum())
+        n += len(ids)
+    return {"max_logit_diff": max_diff, "logit_scale": scale, "top1_agreement": top1 / n,
+            "kl_divergence": kl / n, "positions": n}
+
+
+def convert(src: str, out: str | Path, dtype: str = "int8", group_size: int = 0,
+            name: str | None = None, report: bool = True, log=print) -> dict:
+    folder = resolve_source(src)
+    config, tensors = load_hf_checkpoint(folder)
+    out = Path(out)
+    rel_tok = Path(shutil.os.path.relpath(TOKENIZER_FILE, out.resolve()))
+    if not TOKENIZER_FILE.is_file():
+        raise ConvertError(f"the GPT-2 vocabulary {TOKENIZER_FILE} is missing")
+    manifest = write_model(out, config.to_dict(), tensors, dtype=dtype, group_size=group_size,
+                           name=name or out.name, tokenizer_file=rel_tok.as_posix(),
+                           extra={"source": str(src)})
+    total = sum(s["bytes"] for s in manifest["shards"])
+    log(f"wrote {out}/manifest.json and {len(manifest['shards'])} shards, {total / 1e6:.1f} MB ({dtype})")
+    if report:
+        ref = GPT2(config, tensors)
+        _, qt = read_model_dir(out)
+        rep = quantization_report(ref, GPT2(config, qt))
+        manifest["quantization_error"] = rep
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        log(f"quantization error vs float32 on {rep['positions']} positions: "
+            f"max |logit diff| {rep['max_logit_diff']:.4g} (logit scale {rep['logit_scale']:.3g}), "
+            f"top-1 agreement {rep['top1_agreement'] * 100:.2f}%, KL {rep['kl_divergence']:.3g} nats")
+    return manifest
