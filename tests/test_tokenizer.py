@@ -11,6 +11,7 @@ ids with:  PYTHONPATH=py python3 tests/test_tokenizer.py --regenerate-corpus
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -248,7 +249,10 @@ def test_token_labels_are_unambiguous(tok):
     assert all(label.isprintable() for label in labels)
 
 
-@pytest.mark.parametrize("text", ["大语言模型 🙂", "family 👨\u200d👩\u200d👧 🇯🇵 👋🏽 café"])
+STREAM_TEXTS = ["大语言模型 🙂", "family 👨\u200d👩\u200d👧 🇯🇵 👋🏽 café"]
+
+
+@pytest.mark.parametrize("text", STREAM_TEXTS)
 def test_stream_decoder(tok, text):
     stream = StreamDecoder(tok)
     chunks = [stream.push(i) for i in tok.encode(text)]
@@ -319,7 +323,7 @@ def test_missing_file(tmp_path):
 
 def test_default_tokenizer_file_and_hash():
     assert tokmod._default_ranks_path() == RANKS_PATH
-    assert tokmod.hashlib.sha256(RANKS_PATH.read_bytes()).hexdigest() == GPT2_TIKTOKEN_SHA256
+    assert hashlib.sha256(RANKS_PATH.read_bytes()).hexdigest() == GPT2_TIKTOKEN_SHA256
     assert Tokenizer.from_file(RANKS_PATH).encode("hi there") == [5303, 612]
 
 

@@ -19,11 +19,12 @@ can hold part of a character (``大`` is three bytes and may be split across tok
 so a token's own bytes are not always valid UTF-8: see ``token_label`` and
 ``StreamDecoder``.
 
-The reference is tiktoken's ``gpt2``/``r50k_base`` encoding, which is byte-for-byte
-what OpenAI's original encoder produces. This module must run unchanged in CPython and
-in Pyodide, where neither tiktoken nor the third-party ``regex`` module is available,
-so GPT-2's pattern (which needs ``\\p{L}`` and ``\\p{N}``) is rebuilt for the standard
-``re`` module from explicit code point tables; see ``_piece_regex``.
+The reference is tiktoken's ``gpt2``/``r50k_base`` encoding (the ranks and pattern of
+OpenAI's original GPT-2 encoder); the tests compare against it. This module must run
+unchanged in CPython and in Pyodide, where neither tiktoken nor the third-party
+``regex`` module is available, so GPT-2's pattern (which needs ``\\p{L}`` and
+``\\p{N}``) is rebuilt for the standard ``re`` module from explicit code point
+tables; see ``_piece_regex``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ EOT_TEXT = "<|endoftext|>"
 
 # The pre-tokenizer as tiktoken writes it (tiktoken_ext/openai_public.py, r50k_pat_str).
 # OpenAI's original GPT-2 encoder has ``...|\s+(?!\S)|\s+`` at the end; tiktoken's
-# possessive/anchored tail splits text identically and is only faster. Kept here for
+# possessive/anchored tail splits text the same way and is only faster. Kept here for
 # reference and for the tests (it needs a Unicode-aware regex engine to run as is).
 GPT2_PATTERN = (
     r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""

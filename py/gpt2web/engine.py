@@ -1,0 +1,214 @@
+"""One model + one tokenizer, and the jobs users ask of them.
+
+This is the single code path behind the CLI, the tests and the browser worker: next-token
+tables, generation step by step (with the candidates view), and scoring a text.
+Everything returned is plain dicts and lists, so it crosses to JavaScript unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from .model import GPT2, ContextFullError, GPT2Config
+from .sampling import Sampler, SamplingParams, describe, log_softmax, ranked, sampling_distribution
+from .tokenizer import EOT_ID, Tokenizer
+from .weights import WeightsError, parse_manifest, read_model_dir, tensors_from_shard, tokenizer_path
+
+__all__ = ["Engine", "Generation", "PromptError", "ShardAssembler", "ContextFullError"]
+
+MAX_NEW_TOKENS = 1024
+
+
+class PromptError(ValueError):
+    """The prompt cannot be run as it is; the message says why and what to do."""
+
+
+class Engine:
+    def __init__(self, model: GPT2, tokenizer: Tokenizer, manifest: Mapping | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.manifest = dict(manifest or {})
+        self.name = self.manifest.get("name", "model")
+        if tokenizer.n_vocab > model.config.n_vocab:
+            raise WeightsError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model only "
+                               f"{model.config.n_vocab}")
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "Engine":
+        """Load a converted model folder (manifest.json + shards) from disk."""
+        manifest, tensors = read_model_dir(model_dir)
+        tok_file = tokenizer_path(model_dir, manifest)
+        if not tok_file.is_file():
+            raise WeightsError(f"the model's vocabulary {tok_file} is missing")
+        tok = Tokenizer.from_bytes(tok_file.read_bytes(), expected_sha256=manifest["tokenizer"]["sha256"],
+                                   source=str(tok_file))
+        return cls(GPT2(GPT2Config.from_dict(manifest["config"]), tensors), tok, manifest)
+
+    # ------------------------------------------------------------------ prompts
+
+    def label(self, token_id: int) -> str:
+        return self.tokenizer.token_label(token_id)
+
+    def encode_prompt(self, prompt: str, reserve: int = 1) -> list[int]:
+        if not isinstance(prompt, str):
+            raise PromptError(f"the prompt must be text, got {type(prompt).__name__}")
+        if prompt == "":
+            raise PromptError("the prompt is empty: type some text to continue")
+        for i, ch in enumerate(prompt):
+            if "\ud800" <= ch <= "\udfff":
+                raise PromptError(f"the prompt has a broken character (unpaired surrogate U+{ord(ch):04X}) "
+                                  f"at position {i}: remove it or paste the text again")
+        ids = self.tokenizer.encode(prompt)
+        limit = self.model.config.n_ctx - reserve
+        if len(ids) > limit:
+            raise PromptError(f"the prompt is {len(ids)} tokens long; this model reads at most "
+                              f"{self.model.config.n_ctx} tokens, so keep the prompt to {limit} or fewer")
+        return ids
+
+    def token_info(self, token_id: int) -> dict:
+        return {"id": int(token_id), "token": self.label(token_id),
+                "bytes": self.tokenizer.token_bytes(token_id).hex()}
+
+    # ------------------------------------------------------------------ jobs
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        return self.model.forward(ids, self.model.new_cache())
+
+    def next_tokens(self, prompt: str, top: int = 10) -> list[dict]:
+        """The model's next-token distribution after `prompt` (T = 1, full softmax), top first."""
+        logits = self.logits(self.encode_prompt(prompt))
+        probs = np.exp(log_softmax(logits))
+        return [{**self.token_info(i), "prob": float(probs[i])} for i in ranked(logits, top)]
+
+    def score(self, text: str) -> dict:
+        """How surprised the model is by each token of `text` (the first follows <|endoftext|>)."""
+        ids = self.encode_prompt(text, reserve=0)
+        if len(ids) + 1 > self.model.config.n_ctx:
+            raise PromptError(f"the text is {len(ids)} tokens long; scoring reads at most "
+                              f"{self.model.config.n_ctx - 1}")
+        logits = self.model.forward([EOT_ID] + ids[:-1], self.model.new_cache(), all_logits=True)
+        out, total = [], 0.0
+        for row, t in zip(logits, ids):
+            lp = log_softmax(row)
+            rank = int((row > row[t]).sum() + ((row == row[t]) & (np.arange(row.shape[0]) < t)).sum()) + 1
+            out.append({**self.token_info(t), "prob": float(math.exp(lp[t])), "rank": rank})
+            total += float(lp[t])
+        return {"tokens": out, "perplexity": math.exp(-total / len(ids))}
+
+    def generate(self, prompt: str, params: SamplingParams | None = None, max_tokens: int = 50,
+                 n_candidates: int = 10, stop_at_eot: bool = True) -> "Generation":
+        return Generation(self, prompt, params or SamplingParams(), max_tokens, n_candidates, stop_at_eot)
+
+
+class Generation:
+    """A generation in progress: call `step()` for each new token (or iterate)."""
+
+    def __init__(self, engine: Engine, prompt: str, params: SamplingParams, max_tokens: int,
+                 n_candidates: int, stop_at_eot: bool = True):
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_NEW_TOKENS:
+            raise PromptError(f"max tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_tokens!r}")
+        if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or not 0 <= n_candidates <= 100:
+            raise PromptError(f"the number of candidates must be from 0 to 100, got {n_candidates!r}")
+        self.engine = engine
+        self.sampler = Sampler(params)
+        self.prompt_ids = engine.encode_prompt(prompt)
+        self.max_tokens = max_tokens
+        self.n_candidates = n_candidates
+        self.stop_at_eot = stop_at_eot
+        self.cache = engine.model.new_cache()
+        self.ids: list[int] = []  # generated so far
+        self.done = False
+        self.reason: str | None = None
+        self._logits: np.ndarray | None = None
+        self._decoder = engine.tokenizer.stream_decoder()
+        self.prefill_ms: float | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.sampler.params.seed
+
+    def _advance(self) -> np.ndarray:
+        model = self.engine.model
+        if self._logits is None:
+            t0 = time.perf_counter()
+            self._logits = model.forward(self.prompt_ids, self.cache)
+            self.prefill_ms = (time.perf_counter() - t0) * 1000
+        return self._logits
+
+    def step(self, forced_id: int | None = None) -> dict:
+        """Pick the next token (or take `forced_id`, e.g. a candidate the user clicked)."""
+        if self.done:
+            raise RuntimeError(f"this generation is finished ({self.reason})")
+        t0 = time.perf_counter()
+        logits = self._advance()
+        ids, probs = sampling_distribution(logits, self.sampler.params)
+        if forced_id is None:
+            chosen = self.sampler.draw(ids, probs)
+        else:
+            if isinstance(forced_id, bool) or not isinstance(forced_id, int) or not 0 <= forced_id < logits.shape[0]:
+                raise PromptError(f"token id {forced_id!r} is not in the vocabulary")
+            chosen = forced_id
+        choice = describe(logits, chosen, ids, probs, self.n_candidates)
+        self.ids.append(chosen)
+        n = len(self.ids)
+        if self.stop_at_eot and chosen == EOT_ID:
+            self.done, self.reason = True, "eot"
+        elif n >= self.max_tokens:
+            self.done, self.reason = True, "max_tokens"
+        elif self.cache.length >= self.engine.model.config.n_ctx:
+            self.done, self.reason = True, "context_full"
+        else:
+            self._logits = self.engine.model.forward([chosen], self.cache)
+        text = "" if chosen == EOT_ID and self.stop_at_eot else self._decoder.push(chosen)
+        if self.done:
+            text += self._decoder.flush()
+        label = self.engine.label
+        return {
+            "index": n - 1, **self.engine.token_info(chosen), "text": text,
+            "prob": choice.prob, "sample_prob": choice.sample_prob, "rank": choice.rank,
+            "candidates": [{**c, "token": label(c["id"])} for c in choice.candidates],
+            "shown_mass": choice.shown_mass, "done": self.done, "reason": self.reason,
+            "ms": (time.perf_counter() - t0) * 1000,
+        }
+
+    def __iter__(self) -> Iterator[dict]:
+        while not self.done:
+            yield self.step()
+
+    @property
+    def text(self) -> str:
+        return self.engine.tokenizer.decode([i for i in self.ids if i != EOT_ID])
+
+
+class ShardAssembler:
+    """Builds an Engine from a manifest and shard buffers that arrive one at a time (browser)."""
+
+    def __init__(self, manifest, tokenizer: Tokenizer):
+        self.manifest = parse_manifest(manifest)
+        self.tokenizer = tokenizer
+        self.tensors: dict = {}
+        self.loaded: set[int] = set()
+
+    def add(self, index: int, data) -> None:
+        if not 0 <= index < len(self.manifest["shards"]):
+            raise WeightsError(f"the manifest has no shard number {index}")
+        self.tensors.update(tensors_from_shard(self.manifest, index, data))
+        self.loaded.add(index)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.loaded) == len(self.manifest["shards"])
+
+    def engine(self) -> Engine:
+        if not self.complete:
+            missing = [s["file"] for i, s in enumerate(self.manifest["shards"]) if i not in self.loaded]
+            raise WeightsError(f"{len(missing)} shards are not loaded yet, e.g. {missing[0]}")
+        cfg = GPT2Config.from_dict(self.manifest["config"])
+        return Engine(GPT2(cfg, self.tensors), self.tokenizer, self.manifest)

@@ -1,0 +1,209 @@
+"""The `gpt2web` command: the engine on the command line, plus host tools.
+
+Every subcommand goes through `gpt2web.engine`, the same code the browser worker runs.
+Errors a user can cause print one line on stderr and exit non-zero; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+WEIGHTS_DIR = REPO_ROOT / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "demo"
+
+
+class CLIError(Exception):
+    pass
+
+
+def _read_text(arg: str) -> str:
+    return sys.stdin.read() if arg == "-" else arg
+
+
+def _engine(model: str | None):
+    from ..engine import Engine
+
+    path = Path(model) if model else DEFAULT_MODEL
+    if not path.exists() and not model is None and (WEIGHTS_DIR / model).exists():
+        path = WEIGHTS_DIR / model  # a bare model name, as listed in weights/
+    return Engine.load(path)
+
+
+def _params(args):
+    from ..sampling import SamplingParams
+
+    return SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          seed=args.seed).validate()
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _show(label: str) -> str:
+    return repr(label)[1:-1] if label.strip() == label and label else f"'{label}'"
+
+
+# ---------------------------------------------------------------------- subcommands
+
+
+def cmd_tokenize(args) -> None:
+    from ..tokenizer import default_tokenizer
+
+    tok = default_tokenizer()
+    text = _read_text(args.text)
+    ids = tok.encode(text)
+    tokens = [tok.token_label(i) for i in ids]
+    if args.json:
+        print(json.dumps({"ids": ids, "tokens": tokens}, ensure_ascii=False))
+        return
+    rows = [[str(n), str(i), f"'{t}'", tok.token_bytes(i).hex(" ")] for n, (i, t) in enumerate(zip(ids, tokens))]
+    print(_table(rows, ["#", "id", "token", "bytes"]))
+    print(f"{len(text.encode('utf-8'))} bytes -> {len(ids)} tokens")
+
+
+def cmd_next(args) -> None:
+    eng = _engine(args.model)
+    rows = eng.next_tokens(_read_text(args.prompt), top=args.top)
+    if args.json:
+        print(json.dumps([{"id": r["id"], "token": r["token"], "prob": r["prob"]} for r in rows], ensure_ascii=False))
+        return
+    print(_table([[str(n), f"'{r['token']}'", str(r["id"]), f"{r['prob']:.9g}"] for n, r in enumerate(rows)],
+                 ["#", "token", "id", "probability"]))
+
+
+def cmd_generate(args) -> None:
+    eng = _engine(args.model)
+    prompt = _read_text(args.prompt)
+    gen = eng.generate(prompt, _params(args), max_tokens=args.max_tokens, n_candidates=args.candidates)
+    steps = []
+    if not args.json:
+        print(prompt, end="", flush=True)
+    for st in gen:
+        steps.append(st)
+        if not args.json:
+            if args.candidates:
+                print()
+                cands = ", ".join(f"'{c['token']}' {c['prob']:.3f}" + ("*" if c["chosen"] else "")
+                                  for c in st["candidates"])
+                print(f"  [{st['index']}] picked '{st['token']}' (p={st['prob']:.4f}, rank {st['rank']}): {cands}")
+            else:
+                print(st["text"], end="", flush=True)
+    if args.json:
+        print(json.dumps({"prompt": prompt, "seed": gen.seed, "ids": gen.ids, "text": gen.text,
+                          "reason": gen.reason,
+                          "steps": [{k: s[k] for k in ("id", "token", "prob", "sample_prob", "rank",
+                                                       "candidates", "shown_mass")} for s in steps]},
+                         ensure_ascii=False))
+    else:
+        if args.candidates:
+            print(f"\n{prompt}{gen.text}")
+        print(f"\n[{len(gen.ids)} tokens, stopped: {gen.reason}, seed {gen.seed}]", file=sys.stderr)
+
+
+def cmd_score(args) -> None:
+    eng = _engine(args.model)
+    res = eng.score(_read_text(args.text))
+    if args.json:
+        print(json.dumps({"tokens": [{k: t[k] for k in ("id", "token", "prob", "rank")} for t in res["tokens"]],
+                          "perplexity": res["perplexity"]}, ensure_ascii=False))
+        return
+    print(_table([[f"'{t['token']}'", str(t["id"]), f"{t['prob']:.6g}", str(t["rank"])] for t in res["tokens"]],
+                 ["token", "id", "probability", "rank"]))
+    print(f"perplexity {res['perplexity']:.3f}")
+
+
+def cmd_convert(args) -> None:
+    from .convert import convert
+
+    out = args.out or str(WEIGHTS_DIR / Path(args.src.rstrip("/")).name)
+    convert(args.src, out, dtype=args.dtype, group_size=args.group_size, report=not args.no_report,
+            log=lambda m: print(m, file=sys.stderr))
+
+
+def cmd_serve(args) -> None:
+    from .server import serve
+
+    serve(REPO_ROOT, host=args.host, port=args.port, isolate=args.isolate)
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gpt2web", description="GPT-2 in NumPy: tokenize, predict, generate, score.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def model_arg(p):
+        p.add_argument("--model", help=f"model folder or name under weights/ (default: {DEFAULT_MODEL.relative_to(REPO_ROOT)})")
+
+    p = sub.add_parser("tokenize", help="show the tokens of a text")
+    p.add_argument("text", help="the text, or - to read stdin")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("next", help="next-token probabilities after a prompt")
+    p.add_argument("prompt")
+    model_arg(p)
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_next)
+
+    p = sub.add_parser("generate", help="continue a prompt, token by token")
+    p.add_argument("prompt")
+    model_arg(p)
+    p.add_argument("--max-tokens", type=int, default=40)
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=0, help="0 = no limit")
+    p.add_argument("--top-p", type=float, default=1.0, help="1 = no limit")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--candidates", type=int, default=0, help="show the top N candidates of every step")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("score", help="per-token probability and rank of a text, and its perplexity")
+    p.add_argument("text")
+    model_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("convert", help="convert a Hugging Face GPT-2 checkpoint (folder or model id)")
+    p.add_argument("src", help="checkpoint folder, or a model id such as gpt2, distilgpt2, gpt2-medium")
+    p.add_argument("--out", help="output folder (default: weights/<name>)")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "int8", "float32", "float16"], default="int8")
+    p.add_argument("--group-size", type=int, default=0, help="int8: scales per group of N inputs (0 = per row)")
+    p.add_argument("--no-report", action="store_true", help="skip the quantization error report")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("serve", help="serve the page, the runtime and weights/ (static files only)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--isolate", action="store_true", help="send COOP/COEP headers (cross-origin isolation)")
+    p.set_defaults(func=cmd_serve)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "dtype", None):
+        args.dtype = {"fp32": "float32", "fp16": "float16"}.get(args.dtype, args.dtype)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except (ValueError, OSError, KeyError) as e:
+        print(f"gpt2web {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Turning logits into a choice, and showing why.
+
+The model is deterministic; only the draw is random. Following the seed article: the logits
+are divided by the temperature T, the top-k / top-p filters keep a few candidates, a softmax
+over those gives the *sampling distribution*, and one uniform draw picks a token. T = 0 means
+greedy (the most likely token, ties broken by the lower id).
+
+The candidates view shows, for the top N tokens, both their probability under the model
+(T = 1, softmax over all 50,257 logits: the model's real belief) and their share in the
+sampling distribution actually used; plus the total model probability the view covers.
+
+Draws use Python's `random.Random(seed)`, whose stream is the same in every CPython build,
+Pyodide included, so a seed gives the same text on the command line and in the browser.
+All arithmetic here is float64.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class SamplingError(ValueError):
+    """An invalid sampling setting; the message names the setting and its allowed range."""
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0  # 0: greedy
+    top_k: int = 0  # 0: no limit
+    top_p: float = 1.0  # 1: no limit
+    seed: int | None = None  # None: a fresh random seed (reported in the result)
+
+    def validate(self) -> "SamplingParams":
+        def num(name, v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise SamplingError(f"{name} must be a number, got {v!r}")
+            return v
+
+        t = num("temperature", self.temperature)
+        if not 0 <= t <= 10:
+            raise SamplingError(f"temperature must be between 0 and 10 (0 = greedy), got {t}")
+        k = num("top-k", self.top_k)
+        if k != int(k) or k < 0:
+            raise SamplingError(f"top-k must be a whole number >= 0 (0 = no limit), got {k}")
+        p = num("top-p", self.top_p)
+        if not 0 < p <= 1:
+            raise SamplingError(f"top-p must be in (0, 1] (1 = no limit), got {p}")
+        if self.seed is not None:
+            s = num("seed", self.seed)
+            if s != int(s) or not 0 <= s < 2**63:
+                raise SamplingError(f"seed must be a whole number between 0 and 2^63-1, got {s}")
+            self.seed = int(s)
+        self.temperature, self.top_k, self.top_p = float(t), int(k), float(p)
+        return self
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits))
+
+
+def ranked(logits: np.ndarray, n: int) -> np.ndarray:
+    """Ids of the n largest logits, largest first, ties by lower id."""
+    x = np.asarray(logits)
+    n = min(n, x.shape[0])
+    if n < x.shape[0]:
+        part = np.argpartition(-x, n - 1)[:n]
+        # argpartition may cut through a tie at the boundary: add back all ties.
+        cut = x[part].min()
+        part = np.flatnonzero(x >= cut)
+    else:
+        part = np.arange(x.shape[0])
+    order = np.lexsort((part, -x[part].astype(np.float64)))
+    return part[order][:n]
+
+
+def sampling_distribution(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens that can be drawn, most likely first, and their probabilities (sum 1)."""
+    x = np.asarray(logits, dtype=np.float64)
+    if params.temperature == 0:
+        return ranked(x, 1), np.ones(1)
+    k = params.top_k or x.shape[0]
+    ids = ranked(x, k)
+    z = x[ids] / params.temperature
+    probs = np.exp(z - z[0])
+    probs /= probs.sum()
+    if params.top_p < 1.0:
+        # Keep the smallest prefix whose mass reaches top_p (at least one token).
+        keep = int(np.searchsorted(np.cumsum(probs), params.top_p - 1e-12)) + 1
+        ids, probs = ids[:keep], probs[:keep] / probs[:keep].sum()
+    return ids, probs
+
+
+@dataclass
+class Choice:
+    id: int
+    prob: float  # under the model, T = 1
+    sample_prob: float  # under the sampling distribution
+    candidates: list[dict] = field(default_factory=list)
+    shown_mass: float = 0.0  # model probability covered by the candidates
+    rank: int = 0  # 1 = the model's favourite
+
+
+class Sampler:
+    """Draws tokens with fixed settings and a seeded generator."""
+
+    def __init__(self, params: SamplingParams):
+        self.params = params.validate()
+        if self.params.seed is None:
+            self.params.seed = random.SystemRandom().randrange(2**31)
+        self.rng = random.Random(self.params.seed)
+
+    def draw(self, ids: np.ndarray, probs: np.ndarray) -> int:
+        if len(ids) == 1:
+            return int(ids[0])
+        u = self.rng.random()
+        i = int(np.searchsorted(np.cumsum(probs), u, side="right"))
+        return int(ids[min(i, len(ids) - 1)])
+
+    def choose(self, logits: np.ndarray, n_candidates: int = 10) -> Choice:
+        ids, probs = sampling_distribution(logits, self.params)
+        chosen = self.draw(ids, probs)
+        return describe(logits, chosen, ids, probs, n_candidates)
+
+
+def describe(logits: np.ndarray, chosen: int, ids: np.ndarray, probs: np.ndarray,
+             n_candidates: int) -> Choice:
+    """The candidates view of one step: top tokens, model and sampling probabilities."""
+    x = np.asarray(logits, dtype=np.float64)
+    model_probs = softmax(x)
+    share = dict(zip(ids.tolist(), probs.tolist()))
+    top = ranked(x, max(n_candidates, 1)).tolist() if n_candidates > 0 else []
+    cands = [{"id": int(i), "prob": float(model_probs[i]), "sample_prob": float(share.get(i, 0.0)),
+              "chosen": int(i) == chosen} for i in top]
+    rank = int((x > x[chosen]).sum() + ((x == x[chosen]) & (np.arange(x.shape[0]) < chosen)).sum()) + 1
+    return Choice(id=chosen, prob=float(model_probs[chosen]), sample_prob=float(share.get(chosen, 0.0)),
+                  candidates=cands, shown_mass=float(sum(c["prob"] for c in cands)), rank=rank)
