@@ -241,11 +241,16 @@ class HeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(root: Path | str, isolate: bool = False) -> FastAPI:
-    """The static app for the project folder ``root`` (which holds web/ and weights/)."""
+def create_app(root: Path | str, isolate: bool = False,
+               weights_dir: Path | str | None = None) -> FastAPI:
+    """The static app for the project folder ``root`` (which holds web/ and weights/).
+
+    ``weights_dir`` serves another folder at /weights/ instead of ``root/weights``
+    (e.g. models that tests build in a temp folder).
+    """
     root = Path(root)
     web = root / "web"
-    weights = root / "weights"
+    weights = Path(weights_dir) if weights_dir is not None else root / "weights"
     if not web.is_dir():
         log.warning("%s does not exist: the page will 404", web)
 
@@ -296,14 +301,14 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(root: Path | str, host: str = "127.0.0.1", port: int = 8000, isolate: bool = False,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", weights_dir: Path | str | None = None) -> None:
     """Serve ``root`` with uvicorn until interrupted. ``port=0`` picks a free port.
 
     Prints ``Serving gpt2web at http://HOST:PORT/`` with the port actually bound.
     """
     import uvicorn
 
-    app = create_app(root, isolate=isolate)
+    app = create_app(root, isolate=isolate, weights_dir=weights_dir)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -320,12 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Serve gpt2web (static files only).")
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[3],
                     help="project folder holding web/ and weights/")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="folder served at /weights/ (default ROOT/weights)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     ap.add_argument("--isolate", action="store_true",
                     help="send COOP/COEP/CORP headers (cross-origin isolation)")
     args = ap.parse_args(argv)
-    serve(args.root, args.host, args.port, args.isolate)
+    serve(args.root, args.host, args.port, args.isolate, weights_dir=args.weights)
     return 0
 
 

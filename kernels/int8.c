@@ -1,0 +1,188 @@
+/* int8 matrix products for GPT-2 in the browser (WebAssembly SIMD128).
+
+   y[t, o] = sum_i x[t, i] * w[o, i]  (+ bias[o])      w[o, i] = q[o, i] * scale[o, i / group]
+
+   x     float32 [T, n_in]      activations, one row per token
+   q     int8    [n_out, n_in]  weights, row-major: the layout the shards already store
+   scale float32 [n_out]        one scale per row (group == 0), or
+                 [n_out, n_in / group]   one per group of `group` inputs (group % 16 == 0)
+   y     float32 [T, n_out]
+
+   How: each token's row of x is quantized to int16 with its own scale (x ~= xq * xs[t],
+   |xq| <= 32767; the error is at most xs/2 per element, ~1.5e-5 of the row's largest value,
+   far below the int8 weights' own error). The int8 weights are widened to int16 in-register
+   and multiplied by `i32x4.dot_i16x8_s` (8 multiply-adds per instruction, exact in int32).
+   An int32 lane gains at most 4 * 128 * 32767 per 16 inputs, so partial sums are moved to
+   float32 every BLOCK = 1024 inputs (and at each group end), long before they could overflow.
+
+   Memory: the module imports the host's memory (Pyodide's heap) and every pointer is a byte
+   offset in it, owned by the caller (NumPy arrays). The module has no data segments, no
+   globals and no stack: it never writes outside the arrays it is handed. scripts/build_kernels.py
+   checks this on every build.
+*/
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(name)))
+#define INLINE static inline __attribute__((always_inline))
+
+enum { BLOCK = 1024 };      /* inputs per int32 partial sum (see above) */
+enum { PANEL = 32768 };     /* bytes of weights kept hot while a tile of tokens passes over them */
+
+/* ------------------------------------------------------------------ activations */
+
+/* x[n] -> xq[n_pad] (int16, zero-padded to n_pad), returns the scale xs with x ~= xq * xs. */
+INLINE float quantize_row(const float *x, int16_t *xq, int n, int n_pad) {
+    v128_t vmax = wasm_f32x4_splat(0.0f);
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + i)));
+    float amax = wasm_f32x4_extract_lane(vmax, 0);
+    for (int l = 1; l < 4; l++) {
+        float a = l == 1 ? wasm_f32x4_extract_lane(vmax, 1)
+                : l == 2 ? wasm_f32x4_extract_lane(vmax, 2) : wasm_f32x4_extract_lane(vmax, 3);
+        amax = a > amax || a != a ? a : amax;  /* keep a NaN: it must reach y */
+    }
+    for (; i < n; i++) {
+        float a = __builtin_fabsf(x[i]);
+        amax = a > amax || a != a ? a : amax;
+    }
+    float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;  /* an all-zero row quantizes to zeros */
+    v128_t vinv = wasm_f32x4_splat(inv);
+    i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), vinv)));
+        v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i + 4), vinv)));
+        wasm_v128_store(xq + i, wasm_i16x8_narrow_i32x4(a, b));
+    }
+    for (; i < n; i++)
+        xq[i] = (int16_t)__builtin_rintf(x[i] * inv);
+    for (; i < n_pad; i++)
+        xq[i] = 0;
+    return amax / 32767.0f;
+}
+
+/* ------------------------------------------------------------------ the tile */
+
+INLINE float hsum(v128_t acc) {  /* int32x4 -> float, summed in float (4 lanes may exceed int32) */
+    v128_t f = wasm_f32x4_convert_i32x4(acc);
+    f = wasm_f32x4_add(f, wasm_i32x4_shuffle(f, f, 2, 3, 0, 1));
+    f = wasm_f32x4_add(f, wasm_i32x4_shuffle(f, f, 1, 0, 3, 2));
+    return wasm_f32x4_extract_lane(f, 0);
+}
+
+/* Rows o .. o+R-1 of q times tokens t .. t+TT-1 of xq (R, TT are constants after inlining:
+   the accumulators then live in wasm locals, not in memory). */
+INLINE void tile(const int R, const int TT,
+                 const int8_t *q, int n_in, int n_main,
+                 const float *scale, int group, int n_groups,
+                 const int16_t *xq, int n_pad, const float *xs,
+                 const float *bias, float *y, int n_out) {
+    float sum[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < TT; t++)
+            sum[r][t] = 0.0f;
+    const int span = group ? group : n_main;  /* inputs sharing one scale */
+    for (int g0 = 0, g = 0; g0 < n_main; g0 += span, g++) {
+        float part[4][4];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < TT; t++)
+                part[r][t] = 0.0f;
+        for (int b0 = g0; b0 < g0 + span; b0 += BLOCK) {
+            const int b1 = b0 + BLOCK < g0 + span ? b0 + BLOCK : g0 + span;
+            v128_t acc[4][4];
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < TT; t++)
+                    acc[r][t] = wasm_i32x4_splat(0);
+            for (int k = b0; k < b1; k += 16) {
+                v128_t xlo[4], xhi[4];
+                for (int t = 0; t < TT; t++) {
+                    xlo[t] = wasm_v128_load(xq + t * n_pad + k);
+                    xhi[t] = wasm_v128_load(xq + t * n_pad + k + 8);
+                }
+                for (int r = 0; r < R; r++) {
+                    const v128_t w = wasm_v128_load(q + r * n_in + k);
+                    const v128_t wlo = wasm_i16x8_extend_low_i8x16(w);
+                    const v128_t whi = wasm_i16x8_extend_high_i8x16(w);
+                    for (int t = 0; t < TT; t++)
+                        acc[r][t] = wasm_i32x4_add(acc[r][t], wasm_i32x4_add(
+                            wasm_i32x4_dot_i16x8(wlo, xlo[t]), wasm_i32x4_dot_i16x8(whi, xhi[t])));
+                }
+            }
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < TT; t++)
+                    part[r][t] += hsum(acc[r][t]);
+        }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < TT; t++)
+                sum[r][t] += group ? part[r][t] * scale[r * n_groups + g] : part[r][t];
+    }
+    for (int k = n_main; k < n_in; k++)  /* the last n_in % 16 inputs (per-row scales only) */
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < TT; t++)
+                sum[r][t] += (float)((int32_t)q[r * n_in + k] * (int32_t)xq[t * n_pad + k]);
+    for (int r = 0; r < R; r++) {
+        for (int t = 0; t < TT; t++) {
+            float v = sum[r][t] * xs[t];
+            if (!group)
+                v *= scale[r];
+            if (bias)
+                v += bias[r];
+            y[t * n_out + r] = v;
+        }
+    }
+}
+
+/* Rows [o0, o1) for tokens t .. t+TT-1: blocks of R rows, then one row at a time. */
+INLINE void rows(const int R, const int TT, int o0, int o1,
+                 const int8_t *q, int n_in, int n_main,
+                 const float *scale, int group, int n_groups,
+                 const int16_t *xq, int n_pad, const float *xs,
+                 const float *bias, float *y, int n_out) {
+    const int sstride = group ? n_groups : 1;
+    int o = o0;
+    for (; o + R <= o1; o += R)
+        tile(R, TT, q + o * n_in, n_in, n_main, scale + o * sstride, group, n_groups,
+             xq, n_pad, xs, bias ? bias + o : 0, y + o, n_out);
+    for (; o < o1; o++)
+        tile(1, TT, q + o * n_in, n_in, n_main, scale + o * sstride, group, n_groups,
+             xq, n_pad, xs, bias ? bias + o : 0, y + o, n_out);
+}
+
+/* ------------------------------------------------------------------ exports */
+
+/* Bytes of scratch gemm_int8 needs for T tokens of n_in inputs (int16 rows padded to 16). */
+EXPORT("scratch_bytes")
+int scratch_bytes(int T, int n_in) {
+    return T * ((n_in + 15) & ~15) * 2;
+}
+
+/* y = x @ w.T (+ bias) for T tokens; see the top of the file. `bias` may be 0 (none).
+   `xq` is caller-owned scratch of scratch_bytes(T, n_in) bytes, 16-byte aligned; `xs` float32 [T]. */
+EXPORT("gemm_int8")
+void gemm_int8(int T, int n_in, int n_out,
+               const float *x, const int8_t *q, const float *scale, int group,
+               const float *bias, float *y, int16_t *xq, float *xs) {
+    const int n_pad = (n_in + 15) & ~15;
+    const int n_main = n_in & ~15;
+    const int n_groups = group ? n_in / group : 1;
+    for (int t = 0; t < T; t++)
+        xs[t] = quantize_row(x + t * n_in, xq + t * n_pad, n_in, n_pad);
+    /* A panel of rows (~PANEL bytes of weights) stays in cache while every token passes. */
+    int panel = (PANEL / (n_in > 0 ? n_in : 1)) & ~3;
+    if (panel < 4)
+        panel = 4;
+    if (T == 1)
+        panel = n_out;  /* one pass anyway */
+    for (int o0 = 0; o0 < n_out; o0 += panel) {
+        const int o1 = o0 + panel < n_out ? o0 + panel : n_out;
+        int t = 0;
+        for (; t + 4 <= T; t += 4)
+            rows(2, 4, o0, o1, q, n_in, n_main, scale, group, n_groups,
+                 xq + t * n_pad, n_pad, xs + t, bias, y + t * n_out, n_out);
+        for (; t < T; t++)
+            rows(4, 1, o0, o1, q, n_in, n_main, scale, group, n_groups,
+                 xq + t * n_pad, n_pad, xs + t, bias, y + t * n_out, n_out);
+    }
+}
