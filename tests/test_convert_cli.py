@@ -112,3 +112,45 @@ def test_cli_errors_are_one_readable_line(tiny_model_dir, args, match):
     assert r.returncode != 0
     assert match in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_export_makes_a_folder_that_serves_itself(tiny_model_dir, tmp_path):
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    from gpt2web.host.export import ExportError, export
+
+    root = tmp_path / "root"
+    (root / "web" / "runtime").mkdir(parents=True)
+    (root / "web" / "wheels").mkdir()
+    (root / "web" / "index.html").write_text("<h1>gpt2web</h1>")
+    (root / "web" / "runtime" / "pyodide.mjs").write_text("export {}")
+    (root / "web" / "runtime" / "pyodide.asm.wasm").write_bytes(b"\0asm\1\0\0\0")
+    (root / "web" / "wheels" / "index.json").write_text("{}")
+    (root / "weights").mkdir()
+    shutil.copy(ROOT / "weights" / "gpt2.tiktoken", root / "weights")
+    shutil.copytree(tiny_model_dir, root / "weights" / "tiny")
+    with pytest.raises(ExportError, match="no model 'nope'"):
+        export(root, tmp_path / "x", models=["nope"], log=lambda m: None)
+    out = export(root, tmp_path / "offline", log=lambda m: None)
+    assert json.loads((out / "models.json").read_text())["models"][0]["id"] == "tiny"
+    assert Engine.load(out / "weights" / "tiny").next_tokens("Hi", top=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(out / "serve.py"), str(port)], stdout=subprocess.PIPE)
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        for _ in range(50):
+            try:
+                r = opener.open(f"http://127.0.0.1:{port}/runtime/pyodide.asm.wasm", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert r.headers["Content-Type"] == "application/wasm"
+        assert opener.open(f"http://127.0.0.1:{port}/", timeout=2).read() == b"<h1>gpt2web</h1>"
+    finally:
+        proc.terminate()
+        proc.wait()

@@ -16,7 +16,7 @@ import numpy as np
 
 from .model import GPT2, ContextFullError, GPT2Config
 from .sampling import Sampler, SamplingParams, describe, log_softmax, ranked, sampling_distribution
-from .tokenizer import EOT_ID, Tokenizer
+from .tokenizer import EOT_ID, GPT2_TIKTOKEN_SHA256, Tokenizer, default_tokenizer
 from .weights import WeightsError, parse_manifest, read_model_dir, tensors_from_shard, tokenizer_path
 
 __all__ = ["Engine", "Generation", "PromptError", "ShardAssembler", "ContextFullError"]
@@ -45,10 +45,13 @@ class Engine:
         """Load a converted model folder (manifest.json + shards) from disk."""
         manifest, tensors = read_model_dir(model_dir)
         tok_file = tokenizer_path(model_dir, manifest)
-        if not tok_file.is_file():
+        if tok_file.is_file():
+            tok = Tokenizer.from_bytes(tok_file.read_bytes(), expected_sha256=manifest["tokenizer"]["sha256"],
+                                       source=str(tok_file))
+        elif manifest["tokenizer"]["sha256"] == GPT2_TIKTOKEN_SHA256:
+            tok = default_tokenizer()  # a model folder outside weights/: the same vocabulary, by hash
+        else:
             raise WeightsError(f"the model's vocabulary {tok_file} is missing")
-        tok = Tokenizer.from_bytes(tok_file.read_bytes(), expected_sha256=manifest["tokenizer"]["sha256"],
-                                   source=str(tok_file))
         return cls(GPT2(GPT2Config.from_dict(manifest["config"]), tensors), tok, manifest)
 
     # ------------------------------------------------------------------ prompts

@@ -6,6 +6,8 @@ tokens in a call, `L` the number of positions in the cache after it, `C` = n_emb
 `D` = C / H dimensions each.
 
 Weights come as a dict shaped like the manifest (`h.3.attn.c_attn.w`, ...), matrices `[out, in]`.
+A matrix is either float32 or, in int8 mode, a `QuantTensor` multiplied by the int8 kernels
+(`kernels.py`: WebAssembly SIMD in the browser, NumPy elsewhere).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Mapping
 
 import numpy as np
 
+from . import kernels
+from .kernels import matmul_t_int8, take_rows
 from .weights import QuantTensor, WeightsError, block_tensor_names
 
 IN_BROWSER = sys.platform == "emscripten"
@@ -65,12 +69,15 @@ def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.nd
     return (x - mean) / np.sqrt(var + np.float32(eps)) * g + b
 
 
-def matmul_t(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+def matmul_t(x: np.ndarray, w: np.ndarray | QuantTensor) -> np.ndarray:
     """x @ w.T for x [T, in] and w [out, in] -> [T, out].
 
-    With BLAS (CPython) the transposed matmul is fastest. Pyodide's NumPy has no BLAS and its
-    generic matmul is 5-15x slower than einsum over contiguous rows, so we use einsum there.
+    int8 w goes to the int8 kernels. For float32 w: with BLAS (CPython) the transposed matmul is
+    fastest. Pyodide's NumPy has no BLAS and its generic matmul is 5-15x slower than einsum over
+    contiguous rows, so we use einsum there.
     """
+    if isinstance(w, QuantTensor):
+        return matmul_t_int8(x, w)
     if IN_BROWSER:
         if x.shape[0] == 1:
             return np.einsum("ij,j->i", w, x[0])[None, :]
@@ -78,8 +85,15 @@ def matmul_t(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return x @ w.T
 
 
-def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+def linear(x: np.ndarray, w: np.ndarray | QuantTensor, b: np.ndarray) -> np.ndarray:
+    if isinstance(w, QuantTensor):
+        return matmul_t_int8(x, w, bias=b)  # [T, in] -> [T, out], the bias add fused
     return matmul_t(x, w) + b  # [T, in] -> [T, out]
+
+
+def embed(wte: np.ndarray | QuantTensor, ids: np.ndarray) -> np.ndarray:
+    """Rows `ids` of the token embedding: [T] -> [T, C] (only those rows are dequantized)."""
+    return take_rows(wte, ids) if isinstance(wte, QuantTensor) else wte[ids]
 
 
 # --------------------------------------------------------------------------- the cache
@@ -113,21 +127,38 @@ def _as_f32(p) -> np.ndarray:
 class GPT2:
     """A GPT-2 model ready to run. Build it with `GPT2(config, tensors)`.
 
-    `tensors` maps manifest names to float32/float16 arrays or `QuantTensor`s; they are turned
-    into float32 once, here (views stay views when already float32).
+    `tensors` maps manifest names to float32/float16 arrays or `QuantTensor`s. By default they
+    are turned into float32 once, here (views stay views when already float32). With `int8`
+    the int8 matrices stay int8 (4x less memory) and are multiplied by the int8 kernels; the
+    position table `wpe`, which is only ever looked up, still becomes float32. `int8=None`
+    (the default) means: int8 when the WebAssembly kernels are installed, i.e. in a browser
+    whose worker called installKernels; float32 NumPy otherwise (CPython, the reference).
     """
 
-    def __init__(self, config: GPT2Config, tensors: Mapping):
+    def __init__(self, config: GPT2Config, tensors: Mapping, int8: bool | None = None):
         self.config = config
         missing = [n for n in self.tensor_names() if n not in tensors]
         if missing:
             raise WeightsError(f"the model lacks {len(missing)} tensors, e.g. {missing[0]}")
-        self.p = {n: _as_f32(tensors[n]) for n in self.tensor_names()}
+        self.int8 = kernels.available() if int8 is None else bool(int8)
+        self.p = {n: self._param(n, tensors[n]) for n in self.tensor_names()}
         c = config
         expect = {"wte": (c.n_vocab, c.n_embd), "wpe": (c.n_ctx, c.n_embd)}
         for name, shape in expect.items():
             if self.p[name].shape != shape:
                 raise WeightsError(f"{name} has shape {self.p[name].shape}, the config implies {shape}")
+
+    def _param(self, name: str, t):
+        if self.int8 and isinstance(t, QuantTensor) and name != "wpe":
+            return kernels.prepare(t)  # kept int8, in the layout the kernels read fastest
+        return _as_f32(t)
+
+    @property
+    def backend(self) -> str:
+        """What multiplies the matrices: 'wasm-simd128-int8', 'numpy-int8' or 'numpy-float32'."""
+        if any(isinstance(w, QuantTensor) for w in self.p.values()):
+            return "wasm-simd128-int8" if kernels.available() else "numpy-int8"
+        return "numpy-float32"
 
     def tensor_names(self) -> list[str]:
         names = ["wte", "wpe", "ln_f.g", "ln_f.b"]
@@ -190,7 +221,7 @@ class GPT2:
         if ids.min() < 0 or ids.max() >= self.config.n_vocab:
             raise ValueError(f"token ids must lie in [0, {self.config.n_vocab})")
         p, eps = self.p, self.config.layer_norm_epsilon
-        x = p["wte"][ids] + p["wpe"][cache.length:cache.length + T]  # [T, C]
+        x = embed(p["wte"], ids) + p["wpe"][cache.length:cache.length + T]  # [T, C]
         for layer in range(self.config.n_layer):
             x = self.block(x, layer, cache)
         cache.length += T

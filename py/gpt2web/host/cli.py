@@ -127,6 +127,12 @@ def cmd_convert(args) -> None:
             log=lambda m: print(m, file=sys.stderr))
 
 
+def cmd_export(args) -> None:
+    from .export import export
+
+    export(REPO_ROOT, Path(args.out), models=args.model or None, log=lambda m: print(m, file=sys.stderr))
+
+
 def cmd_serve(args) -> None:
     from .server import serve
 
@@ -180,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, default=0, help="int8: scales per group of N inputs (0 = per row)")
     p.add_argument("--no-report", action="store_true", help="skip the quantization error report")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("export", help="write a self-contained folder for offline demos")
+    p.add_argument("out", help="a new folder")
+    p.add_argument("--model", action="append", help="a model under weights/ (repeatable; default: all)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="serve the page, the runtime and weights/ (static files only)")
     p.add_argument("--host", default="127.0.0.1")

@@ -13,7 +13,6 @@ transpose them to `[out, in]` (see `gpt2web.weights` for why). `wte` and `wpe` a
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,11 +141,10 @@ def convert(src: str, out: str | Path, dtype: str = "int8", group_size: int = 0,
     folder = resolve_source(src)
     config, tensors = load_hf_checkpoint(folder)
     out = Path(out)
-    rel_tok = Path(shutil.os.path.relpath(TOKENIZER_FILE, out.resolve()))
     if not TOKENIZER_FILE.is_file():
         raise ConvertError(f"the GPT-2 vocabulary {TOKENIZER_FILE} is missing")
     manifest = write_model(out, config.to_dict(), tensors, dtype=dtype, group_size=group_size,
-                           name=name or out.name, tokenizer_file=rel_tok.as_posix(),
+                           name=name or out.name, tokenizer_file="../gpt2.tiktoken",
                            extra={"source": str(src)})
     total = sum(s["bytes"] for s in manifest["shards"])
     log(f"wrote {out}/manifest.json and {len(manifest['shards'])} shards, {total / 1e6:.1f} MB ({dtype})")

@@ -1,0 +1,237 @@
+"""int8 matrix products: WebAssembly SIMD kernels in the browser, NumPy everywhere else.
+
+    matmul_t_int8(x, w, bias=None, out=None)  ->  x @ w.T (+ bias)
+        x float32 [T, in], w a QuantTensor (int8 [out, in] + float32 scales) -> float32 [T, out]
+
+In the browser the worker calls `installKernels(pyodide)` (web/kernels/kernels.js), which
+registers the JS module `gpt2web_kernels`: WebAssembly functions built from kernels/int8.c that
+run on Pyodide's own memory. There a NumPy array's data address is a byte offset into that
+memory, so the kernels read the weights and activations in place and write the result into a
+NumPy array: no copy either way. Everything they touch must stay referenced from Python until
+the call returns (a collected array's memory may be reused under the kernel's feet).
+
+Precision: the kernel rounds each token's activations to int16 with a per-token scale (error at
+most 1/65534 of the row's largest |x| per element) and multiplies exactly in int32; the int8
+weights are the same ones the NumPy reference uses. See kernels/int8.c.
+
+Weight layouts. `ROWS` is the shards' row-major [out, in]. `ROWS4X16` stores the same bytes
+with every block of 4 rows interleaved in chunks of 16 inputs (needs in % 16 == 0): byte
+q[o, i] sits at flat index (o//4)*4*in + (i//16)*64 + (o%4)*16 + i%16 for o < out & ~3; the last
+out % 4 rows stay where they are. One decode step then reads all weights as one sequential
+stream, ~1.4x faster than from separate rows. `prepare()` packs a QuantTensor into it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .weights import QuantTensor
+
+IN_BROWSER = sys.platform == "emscripten"
+JS_MODULE = "gpt2web_kernels"
+ABI = 1  # the `abi` field kernels.js registers; bumped when an exported signature changes
+
+ROWS = "rows"
+ROWS4X16 = "rows4x16"
+_LAYOUT_CODE = {ROWS: 0, ROWS4X16: 1}
+
+_js = None  # the registered JS module, once found
+
+
+def _kernels():
+    """The registered JS module of wasm functions, or None (CPython, or not installed yet)."""
+    global _js
+    if _js is None and IN_BROWSER:
+        try:
+            import gpt2web_kernels  # registered by web/kernels/kernels.js
+        except ImportError:
+            return None
+        if getattr(gpt2web_kernels, "abi", None) != ABI:
+            raise RuntimeError(f"web/kernels/kernels.js speaks kernel ABI {getattr(gpt2web_kernels, 'abi', None)}, "
+                               f"this engine expects {ABI}: reload the page (mixed versions in the cache)")
+        _js = gpt2web_kernels
+    return _js
+
+
+def available() -> bool:
+    """True when the WebAssembly kernels are installed (only ever in the browser)."""
+    return _kernels() is not None
+
+
+def backend() -> str:
+    return "wasm-simd128-int8" if available() else "numpy"
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def layout_of(w: QuantTensor) -> str:
+    return getattr(w, "layout", ROWS)
+
+
+def pack_rows4x16(q: np.ndarray) -> np.ndarray:
+    """Row-major int8 [out, in] (in % 16 == 0) -> the same shape in the ROWS4X16 order."""
+    out, n_in = q.shape
+    if n_in % 16:
+        raise ValueError(f"ROWS4X16 needs a row length divisible by 16, got {n_in}")
+    n4 = out & ~3
+    packed = np.array(q, dtype=np.int8, order="C", copy=True)
+    blocks = q[:n4].reshape(n4 // 4, 4, n_in // 16, 16).transpose(0, 2, 1, 3)  # [block, chunk, row, 16]
+    packed[:n4] = blocks.reshape(n4, n_in)
+    return packed
+
+
+def unpack_rows4x16(packed: np.ndarray) -> np.ndarray:
+    """The inverse of pack_rows4x16."""
+    out, n_in = packed.shape
+    n4 = out & ~3
+    q = np.array(packed, dtype=np.int8, order="C", copy=True)
+    blocks = packed[:n4].reshape(n4 // 4, n_in // 16, 4, 16).transpose(0, 2, 1, 3)  # [block, row, chunk, 16]
+    q[:n4] = blocks.reshape(n4, n_in)
+    return q
+
+
+@dataclass
+class KernelWeights(QuantTensor):
+    """A QuantTensor made ready for the kernels by `prepare()`: contiguous, maybe packed.
+
+    With layout ROWS4X16, `q` holds its [out, in] bytes in that order: do not index it by rows;
+    use `take_rows`, `dequantize()` or `matmul_t_int8`. The data addresses are worked out once.
+    """
+
+    layout: str = ROWS
+
+    def __post_init__(self):
+        self._args = (_ptr(self.q), _ptr(self.scale), self.group_size, _LAYOUT_CODE[self.layout])
+        self._bias_key = self._bias = self._bias_ptr = None
+
+    def dequantize(self) -> np.ndarray:
+        q = unpack_rows4x16(self.q) if self.layout == ROWS4X16 else self.q
+        return QuantTensor(q, self.scale, self.group_size).dequantize()
+
+    def bias_ptr(self, bias: np.ndarray) -> int:
+        if bias is not self._bias_key:  # the model passes the same bias array every time
+            self._bias_key = bias
+            self._bias = _f32(bias)  # the same array when already float32 and contiguous
+            self._bias_ptr = _ptr(self._bias)
+        return self._bias_ptr
+
+
+def take_rows(w: QuantTensor, ids) -> np.ndarray:
+    """Rows `ids` of w, dequantized to float32 [len(ids), in] (the embedding lookup)."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if layout_of(w) == ROWS4X16:
+        out, n_in = w.q.shape
+        n4 = out & ~3
+        q = np.empty((ids.shape[0], n_in), dtype=np.int8)
+        blocked = ids < n4
+        b = ids[blocked]
+        chunks = w.q[:n4].reshape(n4 // 4, n_in // 16, 4, 16)
+        q[blocked] = chunks[b // 4, :, b % 4, :].reshape(-1, n_in)
+        q[~blocked] = w.q[ids[~blocked]]  # the last out % 4 rows are row-major
+    else:
+        q = w.q[ids]
+    return QuantTensor(q, w.scale[ids], w.group_size).dequantize()
+
+
+def _kernel_fits(w: QuantTensor) -> bool:
+    n_in = w.q.shape[1]
+    g = w.group_size
+    if layout_of(w) == ROWS4X16 and n_in % 16:
+        return False
+    return g == 0 or (g % 16 == 0 and n_in % g == 0)
+
+
+def prepare(w: QuantTensor) -> QuantTensor:
+    """w in the form the kernels read fastest, when they are installed: ROWS4X16 if in % 16 == 0
+    (packing copies the int8 bytes once, in wasm: ~10 ms per 100 MB; the caller then drops its
+    row-major copy), else contiguous row-major. Without the kernels, w unchanged."""
+    js = _kernels()
+    if js is None or isinstance(w, KernelWeights) or not _kernel_fits(w):
+        return w
+    q = np.ascontiguousarray(w.q, dtype=np.int8)
+    scale = _f32(w.scale)
+    if layout_of(w) == ROWS4X16 or q.shape[1] % 16:
+        return KernelWeights(q, scale, w.group_size, layout_of(w))
+    packed = np.empty_like(q)
+    js.pack_rows4x16(_ptr(q), _ptr(packed), q.shape[0], q.shape[1])
+    return KernelWeights(packed, scale, w.group_size, ROWS4X16)
+
+
+# --------------------------------------------------------------------------- products
+
+
+def matmul_t_int8_reference(x: np.ndarray, w: QuantTensor, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ w.T (+ bias) in NumPy float32: the reference the kernels are tested against."""
+    x = _f32(np.atleast_2d(x))
+    q = unpack_rows4x16(w.q) if layout_of(w) == ROWS4X16 else w.q
+    if w.group_size:
+        y = x @ QuantTensor(q, w.scale, w.group_size).dequantize().T
+    else:
+        y = (x @ q.T.astype(np.float32)) * w.scale  # per-row scale: applied after the sum
+    return y if bias is None else y + bias
+
+
+class _Scratch:
+    """The kernel's int16 activation buffer, reused across calls (grown on demand)."""
+
+    def __init__(self):
+        self.size = 0
+        self.ptrs = (0, 0)
+
+    def get(self, T: int, n_in: int) -> tuple[int, int]:
+        need = T * (n_in + 16)
+        if need > self.size:
+            self.size = max(need, 2 * self.size, 4096)
+            self.xq = np.zeros(self.size, dtype=np.int16)
+            self.xs = np.zeros(self.size // 16, dtype=np.float32)  # >= T
+            self.ptrs = (_ptr(self.xq), _ptr(self.xs))
+        return self.ptrs
+
+
+_scratch = _Scratch()
+
+
+def matmul_t_int8(x: np.ndarray, w: QuantTensor, bias: np.ndarray | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """x @ w.T (+ bias): float32 x [T, in] (or [in]), int8 w [out, in] -> float32 [T, out].
+
+    Uses the WebAssembly kernel when installed, else the NumPy reference. `out`, if given, must
+    be a C-contiguous float32 array of shape [T, out] and receives the result.
+    """
+    js = _js or _kernels()
+    if js is None or not _kernel_fits(w):
+        y = matmul_t_int8_reference(x, w, bias)
+        if out is None:
+            return y
+        out[...] = y
+        return out
+    w = w if isinstance(w, KernelWeights) else KernelWeights(
+        np.ascontiguousarray(w.q, dtype=np.int8), _f32(w.scale), w.group_size, layout_of(w))
+    x = _f32(x)
+    if x.ndim == 1:
+        x = x[None, :]
+    T, n_in = x.shape
+    n_out = w.q.shape[0]
+    if w.q.shape[1] != n_in:
+        raise ValueError(f"x has {n_in} inputs per row, the matrix {w.q.shape[1]}")
+    if out is None:
+        out = np.empty((T, n_out), dtype=np.float32)
+    elif out.shape != (T, n_out) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(T, n_out)}")
+    xq, xs = _scratch.get(T, n_in)
+    # x, w, the bias, out and the scratch all stay referenced until the call returns.
+    js.gemm_int8(T, n_in, n_out, _ptr(x), *w._args, 0 if bias is None else w.bias_ptr(bias),
+                 _ptr(out), xq, xs)
+    return out

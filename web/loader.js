@@ -1,0 +1,144 @@
+// Loads one model into the engine: manifest, vocabulary, then the shards in manifest order.
+//
+// Downloads do not wait for Python: the manifest, the vocabulary and the shards stream in
+// while the runtime boots, and each shard is handed to the engine as soon as both it and
+// Python are ready. Shards come from Cache Storage when a previous visit stored them;
+// only bytes the engine has verified (size + sha256) are ever stored, so a corrupt
+// download is never cached, and a cached copy that fails the check is fetched again once.
+
+import { FileCache, WorkerError, fetchBytes, throttled } from "./download.js";
+import { callPython } from "./runtime.js";
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+// One vocabulary for every GPT-2 model: loaded into Python once per sha256.
+const tokenizerLoads = new Map();
+
+async function fetchManifest(name, url) {
+  const bytes = await fetchBytes(url, { kind: "shard", what: `model "${name}"` });
+  const text = new TextDecoder().decode(bytes);
+  let manifest;
+  try {
+    manifest = JSON.parse(text);
+  } catch (e) {
+    throw new WorkerError("shard", `${url} is not valid JSON (${e.message}): convert the model again`);
+  }
+  if (!Array.isArray(manifest?.shards) || typeof manifest?.tokenizer?.file !== "string") {
+    throw new WorkerError("shard", `${url} is not a gpt2web manifest (no shards or tokenizer)`);
+  }
+  return { manifest, text };
+}
+
+/** Bytes from the cache, else from the network: {bytes, cached}. onBytes(loaded, cached, done). */
+async function getFile(cache, key, url, { what, expected, signal, onBytes }) {
+  const hit = await cache.get(key);
+  if (hit) {
+    onBytes(hit.length, true, true);
+    return { bytes: hit, cached: true };
+  }
+  const report = throttled((n) => onBytes(n, false, false));
+  const bytes = await fetchBytes(url, { kind: "shard", what, expected, signal, onBytes: report });
+  onBytes(bytes.length, false, true);
+  return { bytes, cached: false };
+}
+
+/**
+ * Hand a file to Python with `use(bytes)` (which verifies it); store it in the cache
+ * once verified. A cached copy that fails verification is deleted and downloaded again.
+ */
+async function useFile(cache, key, url, got, use, opts) {
+  try {
+    use(got.bytes);
+  } catch (e) {
+    if (!got.cached || !(e instanceof WorkerError) || e.kind !== "shard") throw e;
+    await cache.delete(key);
+    got = { bytes: await fetchBytes(url, { kind: "shard", ...opts }), cached: false };
+    use(got.bytes);
+  }
+  if (!got.cached) await cache.put(key, got.bytes);
+}
+
+function ensureTokenizer(url, sha256, { cache, runtime, progress }) {
+  if (!tokenizerLoads.has(sha256)) {
+    const load = (async () => {
+      const key = new URL(url);
+      key.searchParams.set("sha256", sha256);  // the file name is not content-addressed
+      // Its size is not in the manifest: total is known once the download is done.
+      const onBytes = (loaded, cached, done) => progress({
+        phase: "tokenizer", file: url.pathname.split("/").pop(), loaded, total: done ? loaded : null, cached,
+      });
+      const opts = { what: "the vocabulary", onBytes };
+      const got = await getFile(cache, key.href, url, opts);
+      const { bridge } = await runtime;
+      await useFile(cache, key.href, url, got,
+        (bytes) => callPython(bridge, "load_tokenizer", sha256, bytes, url.href), opts);
+    })();
+    load.catch(() => tokenizerLoads.delete(sha256));  // let a later load try again
+    tokenizerLoads.set(sha256, load);
+  }
+  return tokenizerLoads.get(sha256);
+}
+
+/**
+ * Load model `name` (a folder under weights/) into the engine.
+ * Resolves to {config, name}; progress(fields) receives the progress messages' fields.
+ */
+export async function loadModel({ name, base, runtime, progress }) {
+  if (typeof name !== "string" || !MODEL_NAME.test(name)) {
+    throw new WorkerError("params", `"${name}" is not a model name (letters, digits, ".", "_", "-")`);
+  }
+  const manifestURL = new URL(`weights/${name}/manifest.json`, base);
+  const { manifest, text } = await fetchManifest(name, manifestURL);
+  const shards = manifest.shards;
+  const cache = await FileCache.open();
+  const tokenizerSha = manifest.tokenizer.sha256;
+  const tokenizer = ensureTokenizer(new URL(manifest.tokenizer.file, manifestURL), tokenizerSha,
+    { cache, runtime, progress });
+
+  // The first failure (download, verification, runtime) stops the downloads still to come.
+  const controller = new AbortController();
+  let failure = null;
+  const fail = (e) => {
+    failure ??= e;
+    controller.abort();
+  };
+  let added = (async () => {
+    await tokenizer;
+    const { bridge } = await runtime;
+    callPython(bridge, "begin_model", name, text, tokenizerSha);
+  })();
+  added.catch(fail);
+
+  const modelTotal = shards.reduce((sum, s) => sum + s.bytes, 0);
+  let before = 0;  // bytes of the shards already downloaded
+  try {
+    for (let i = 0; i < shards.length && !failure; i++) {
+      const info = shards[i];
+      const url = new URL(info.file, manifestURL);
+      const start = before;
+      const onBytes = (loaded, cached) => progress({
+        phase: "shard", file: info.file, index: i, shards: shards.length, loaded, total: info.bytes,
+        cached, model_loaded: start + loaded, model_total: modelTotal,
+      });
+      const opts = { what: `shard ${info.file}`, expected: info.bytes, signal: controller.signal, onBytes };
+      const got = await getFile(cache, url.href, url, opts);
+      before += info.bytes;
+      added = added.then(async () => {
+        const { bridge } = await runtime;
+        await useFile(cache, url.href, url, got,
+          (bytes) => callPython(bridge, "add_shard", name, i, bytes), opts);
+      });
+      added.catch(fail);
+    }
+    await added;
+    if (failure) throw failure;
+  } catch (e) {
+    runtime.then(({ bridge }) => bridge.drop_model(name)).catch(() => {});
+    throw failure ?? e;
+  }
+  progress({ phase: "prepare", file: name, loaded: 0, total: 1 });
+  const { bridge } = await runtime;
+  const result = callPython(bridge, "finish_model", name);
+  progress({ phase: "prepare", file: name, loaded: 1, total: 1 });
+  return result;
+}

@@ -1,0 +1,221 @@
+// gpt2web worker: GPT-2 (the gpt2web NumPy engine under Pyodide) behind a small message
+// protocol. Start it with  new Worker(new URL("worker.js", base), {type: "module"}).
+// One worker serves every widget on a page: each model is loaded once and shared, and
+// every request (id) is independent: its own generation, its own KV cache.
+//
+// Protocol (full text: protocol.md). Every message has `type` and `id` (request id,
+// chosen by the page, unique per page).
+//
+// page -> worker
+//   load     {id, model}                               load a model (weights/<model>/)
+//   generate {id, model, prompt, temperature, top_k, top_p, seed, max_tokens, candidates}
+//   step     {id, ...same as generate, forced_id?}     one token; the same id continues the
+//                                                      same generation; forced_id = the
+//                                                      token the user picked
+//   stop     {id}                                      end a generation or a step session
+//   next     {id, model, prompt, top}                  next-token table after the prompt
+// worker -> page
+//   progress {id, phase, loaded, total, file, ...}     phase: runtime | tokenizer | shard | prepare
+//   ready    {id, model, config, ms}                   the model is loaded (answer to load)
+//   token    {id, ...step, seed, upcoming?}            one generated token (engine step dict);
+//                                                      step requests add `upcoming`: the
+//                                                      candidates for the next token
+//   done     {id, reason, text, ids, seed, tokens, tokens_per_s, prefill_ms}
+//                                                      reason: eot | max_tokens | context_full | stopped
+//   next     {id, model, tokens}                       answer to next
+//   error    {id, kind, message}                       kind: prompt | params | shard | runtime | memory
+
+import { loadModel } from "./loader.js";
+import { WorkerError } from "./download.js";
+import { callPython, startRuntime } from "./runtime.js";
+
+const BASE = new URL("./", import.meta.url);
+const MAX_LIVE_GENERATIONS = 8;  // each holds a KV cache (75 MB for GPT-2 small)
+
+const post = (type, id, fields = {}) => self.postMessage({ ...fields, type, id });
+
+// ---------------------------------------------------------------- runtime and models
+
+let runtime = null;  // Promise of {pyodide, bridge}
+let python = null;   // the same, once resolved
+let lastRuntimeProgress = null;
+const models = new Map();  // name -> {promise, listeners: Set of request ids, info}
+
+function startPython() {
+  if (!runtime) {
+    runtime = startRuntime(BASE, (loaded, total, file) => {
+      lastRuntimeProgress = { phase: "runtime", loaded, total, file };
+      for (const m of models.values()) {
+        for (const id of m.listeners) post("progress", id, lastRuntimeProgress);
+      }
+    });
+    runtime.then((r) => { python = r; }, () => { runtime = null; });  // a failed boot may be retried
+  }
+  return runtime;
+}
+
+/** The loaded model `name`, loading it on first use; request `id` gets the progress. */
+function useModel(name, id) {
+  let m = models.get(name);
+  if (!m) {
+    m = { listeners: new Set(), info: null };
+    const progress = (fields) => { for (const l of m.listeners) post("progress", l, fields); };
+    m.promise = loadModel({ name, base: BASE, runtime: startPython(), progress }).then(
+      (info) => (m.info = info),
+      (e) => { models.delete(name); throw e; },
+    );
+    models.set(name, m);
+  }
+  if (m.info) return m.promise;
+  m.listeners.add(id);
+  if (lastRuntimeProgress && lastRuntimeProgress.loaded < lastRuntimeProgress.total) {
+    post("progress", id, lastRuntimeProgress);  // a late joiner still sees where the boot is
+  }
+  return m.promise.finally(() => m.listeners.delete(id));
+}
+
+// ---------------------------------------------------------------- requests
+
+// Requests with a generation: id -> {mode: "generate"|"step", stopped, started, seed, n, t0, queue}
+const requests = new Map();
+
+function toError(e) {
+  if (e instanceof WorkerError) return { kind: e.kind, message: e.message };
+  console.error(e);
+  return { kind: "runtime", message: `${e?.name ?? "Error"}: ${e?.message ?? e}` };
+}
+
+// Between two tokens, let queued messages (a `stop`, another widget's request) run.
+// A MessageChannel round trip is a real task without setTimeout's 4 ms clamp.
+const channel = new MessageChannel();
+const resumers = [];
+channel.port1.onmessage = () => resumers.shift()();
+const yieldToEventLoop = () => new Promise((resolve) => {
+  resumers.push(resolve);
+  channel.port2.postMessage(null);
+});
+
+/** Create the engine's Generation for request `req` (unless it was stopped meanwhile). */
+async function startGeneration(msg, req) {
+  const { bridge } = await startPython();
+  await useModel(msg.model, msg.id);
+  if (req.stopped) return;
+  // Step sessions stay alive between clicks; cap them so forgotten ones do not pile up.
+  const sessions = [...requests].filter(([, r]) => r.started && r.mode === "step");
+  if (sessions.length >= MAX_LIVE_GENERATIONS) finish(sessions[0][0], "evicted");
+  const start = callPython(bridge, "generate_start", msg.id, msg.model, msg.prompt, msg.temperature,
+    msg.top_k, msg.top_p, msg.seed ?? null, msg.max_tokens, msg.candidates ?? 10);
+  Object.assign(req, { started: true, seed: start.seed, t0: performance.now() });
+}
+
+/** End request `id` with a `done` message (once) and free its generation. */
+function finish(id, reason) {
+  const req = requests.get(id);
+  if (!req) return;
+  requests.delete(id);
+  const end = (req.started && callPython(python.bridge, "generate_end", id)) || {};
+  const seconds = req.started ? (performance.now() - req.t0) / 1000 : 0;
+  post("done", id, {
+    reason, text: end.text ?? "", ids: end.ids ?? [], seed: req.seed ?? null, tokens: req.n,
+    tokens_per_s: req.n && seconds > 0 ? req.n / seconds : 0, prefill_ms: end.prefill_ms ?? null,
+  });
+}
+
+/** End request `id` with an error message and free its generation. */
+function fail(id, e) {
+  const req = requests.get(id);
+  requests.delete(id);
+  if (req?.started) {
+    try { callPython(python.bridge, "generate_end", id); } catch { /* already gone */ }
+  }
+  post("error", id, toError(e));
+}
+
+async function generate(msg) {
+  const { id } = msg;
+  const req = { mode: "generate", stopped: false, started: false, n: 0 };
+  requests.set(id, req);
+  try {
+    await startGeneration(msg, req);
+    for (;;) {
+      if (req.stopped) return finish(id, "stopped");
+      const s = callPython(python.bridge, "generate_step", id, null);
+      req.n += 1;
+      post("token", id, { ...s, seed: req.seed });
+      if (s.done) return finish(id, s.reason);
+      await yieldToEventLoop();
+    }
+  } catch (e) {
+    fail(id, e);
+  }
+}
+
+function step(msg) {
+  // The steps of one session run one after another, even if clicks arrive faster.
+  let req = requests.get(msg.id);
+  if (!req) {
+    req = { mode: "step", stopped: false, started: false, n: 0, queue: Promise.resolve() };
+    requests.set(msg.id, req);
+  }
+  req.queue = req.queue.then(() => runStep(msg, req));
+}
+
+async function runStep(msg, req) {
+  const { id } = msg;
+  if (requests.get(id) !== req) return;  // stopped or evicted meanwhile
+  try {
+    if (!req.started) await startGeneration(msg, req);
+    if (req.stopped) return finish(id, "stopped");
+    const s = callPython(python.bridge, "generate_step", id, msg.forced_id ?? null);
+    req.n += 1;
+    const upcoming = s.done ? null : callPython(python.bridge, "peek", id);
+    post("token", id, { ...s, seed: req.seed, upcoming });
+    if (s.done) finish(id, s.reason);
+  } catch (e) {
+    fail(id, e);
+  }
+}
+
+function stop({ id }) {
+  const req = requests.get(id);
+  if (!req) return;
+  req.stopped = true;
+  // A generate loop notices at its next token; a step session has no loop, so end it
+  // here (after any step still queued).
+  if (req.mode === "step") req.queue = req.queue.then(() => finish(id, "stopped"));
+}
+
+async function load({ id, model }) {
+  try {
+    const t0 = performance.now();
+    const info = await useModel(model, id);
+    post("ready", id, { model, config: info.config, ms: performance.now() - t0 });
+  } catch (e) {
+    post("error", id, toError(e));
+  }
+}
+
+async function next({ id, model, prompt, top }) {
+  try {
+    const { bridge } = await startPython();
+    await useModel(model, id);
+    post("next", id, { model, tokens: callPython(bridge, "next_tokens", model, prompt, top ?? 10) });
+  } catch (e) {
+    post("error", id, toError(e));
+  }
+}
+
+const handlers = { load, generate, step, stop, next };
+
+self.onmessage = ({ data }) => {
+  const handler = handlers[data?.type];
+  if (!handler) {
+    post("error", data?.id ?? null, { kind: "params", message: `unknown message type ${JSON.stringify(data?.type)}` });
+    return;
+  }
+  handler(data);
+};
+
+// Boot at once: the page creates the worker when it wants a model, usually before the
+// user has finished typing a prompt.
+startPython().catch(() => {});  // errors reach each request through its own await
