@@ -3,22 +3,23 @@
    y[t, o] = sum_i x[t, i] * w[o, i]  (+ bias[o])      w[o, i] = q[o, i] * scale[o, i / group]
 
    x     float32 [T, n_in]      activations, one row per token
-   q     int8    [n_out, n_in]  weights, row-major: the layout the shards already store
+   q     int8    [n_out, n_in]  weights: row-major (ROWS, as the shards store them) or ROWS4X16
+                                (blocks of 4 rows interleaved by 16 inputs, see gemm_int8)
    scale float32 [n_out]        one scale per row (group == 0), or
                  [n_out, n_in / group]   one per group of `group` inputs (group % 16 == 0)
    y     float32 [T, n_out]
 
-   How: each token's row of x is quantized to int16 with its own scale (x ~= xq * xs[t],
-   |xq| <= 32767; the error is at most xs/2 per element, ~1.5e-5 of the row's largest value,
-   far below the int8 weights' own error). The int8 weights are widened to int16 in-register
-   and multiplied by `i32x4.dot_i16x8_s` (8 multiply-adds per instruction, exact in int32).
-   An int32 lane gains at most 4 * 128 * 32767 per 16 inputs, so partial sums are moved to
-   float32 every BLOCK = 1024 inputs (and at each group end), long before they could overflow.
+   How: each token's row of x is rounded to int16 with its own scale (x ~= xq * xs[t],
+   |xq| <= 32767: an error of at most 1/65534 of the row's largest |x| per element, far below
+   the int8 weights' own). The int8 weights are widened to int16 in-register and multiplied by
+   `i32x4.dot_i16x8_s` (8 multiply-adds per instruction, exact in int32). An int32 lane gains at
+   most 4 * 128 * 32767 per 16 inputs, so partial sums move to float32 every BLOCK = 1024 inputs
+   (and at each group end), long before they could overflow.
 
    Memory: the module imports the host's memory (Pyodide's heap) and every pointer is a byte
-   offset in it, owned by the caller (NumPy arrays). The module has no data segments, no
-   globals and no stack: it never writes outside the arrays it is handed. scripts/build_kernels.py
-   checks this on every build.
+   offset in it, owned by the caller (NumPy arrays). There are no data segments and no C stack
+   (every local lives in a wasm local): the module never writes outside the arrays it is handed.
+   scripts/build_kernels.py checks this on every build.
 */
 
 #include <stdint.h>
@@ -27,38 +28,39 @@
 #define EXPORT(name) __attribute__((export_name(name)))
 #define INLINE static inline __attribute__((always_inline))
 
-enum { BLOCK = 1024 };      /* inputs per int32 partial sum (see above) */
-enum { PANEL = 32768 };
-enum { ROWS = 0, ROWS4X16 = 1 };     /* bytes of weights kept hot while a tile of tokens passes over them */
+enum { ROWS = 0, ROWS4X16 = 1 };  /* weight layouts */
+enum { BLOCK = 1024 };            /* inputs per int32 partial sum (see above) */
+enum { PANEL = 32768 };           /* bytes of weights kept in cache while a tile of tokens passes */
 
 /* ------------------------------------------------------------------ activations */
 
-/* x[n] -> xq[n_pad] (int16, zero-padded to n_pad), returns the scale xs with x ~= xq * xs. */
+INLINE float max_keep_nan(float a, float b) {  /* a NaN in x must reach y */
+    return b > a || b != b ? b : a;
+}
+
+/* x[n] -> xq[n_pad] (int16, zero-padded to n_pad); returns the scale xs with x ~= xq * xs. */
 INLINE float quantize_row(const float *x, int16_t *xq, int n, int n_pad) {
     v128_t vmax = wasm_f32x4_splat(0.0f);
     int i = 0;
     for (; i + 4 <= n; i += 4)
-        vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + i)));
-    float amax = wasm_f32x4_extract_lane(vmax, 0);
-    for (int l = 1; l < 4; l++) {
-        float a = l == 1 ? wasm_f32x4_extract_lane(vmax, 1)
-                : l == 2 ? wasm_f32x4_extract_lane(vmax, 2) : wasm_f32x4_extract_lane(vmax, 3);
-        amax = a > amax || a != a ? a : amax;  /* keep a NaN: it must reach y */
-    }
-    for (; i < n; i++) {
-        float a = __builtin_fabsf(x[i]);
-        amax = a > amax || a != a ? a : amax;
-    }
-    float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;  /* an all-zero row quantizes to zeros */
-    v128_t vinv = wasm_f32x4_splat(inv);
+        vmax = wasm_f32x4_max(vmax, wasm_f32x4_abs(wasm_v128_load(x + i)));  /* NaN-propagating */
+    float amax = max_keep_nan(max_keep_nan(wasm_f32x4_extract_lane(vmax, 0), wasm_f32x4_extract_lane(vmax, 1)),
+                              max_keep_nan(wasm_f32x4_extract_lane(vmax, 2), wasm_f32x4_extract_lane(vmax, 3)));
+    for (; i < n; i++)
+        amax = max_keep_nan(amax, __builtin_fabsf(x[i]));
+    /* An all-zero row quantizes to zeros; with a NaN or an infinity, xs (and so y) is NaN/inf. */
+    const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+    const v128_t vinv = wasm_f32x4_splat(inv);
     i = 0;
     for (; i + 8 <= n; i += 8) {
         v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i), vinv)));
         v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + i + 4), vinv)));
         wasm_v128_store(xq + i, wasm_i16x8_narrow_i32x4(a, b));
     }
-    for (; i < n; i++)
-        xq[i] = (int16_t)__builtin_rintf(x[i] * inv);
+    for (; i < n; i++) {
+        const float v = __builtin_rintf(x[i] * inv);
+        xq[i] = (int16_t)(v == v ? v : 0.0f);
+    }
     for (; i < n_pad; i++)
         xq[i] = 0;
     return amax / 32767.0f;

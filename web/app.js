@@ -2,7 +2,7 @@
 // worker sends (protocol.md); all model work happens in the worker.
 
 import { GPT2Client } from "./client.js";
-import { drawCandidates, percent, setTokenText, tokenChip } from "./bars.js";
+import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { readSettings } from "./settings.js";
 import { LoadView } from "./progress.js";
 
@@ -11,7 +11,7 @@ const ui = {
   prompt: $("prompt"), generate: $("generate"), stop: $("stop"), step: $("step"), model: $("model"),
   paramError: $("param-error"), promptText: document.querySelector("#text .prompt-text"),
   genText: document.querySelector("#text .gen-text"), tokens: $("tokens"), bars: $("bars"),
-  other: $("other"), candTitle: $("cand-title"), candNote: $("cand-note"), status: $("status"),
+  other: $("other"), outside: $("chosen-outside"), candTitle: $("cand-title"), candNote: $("cand-note"), status: $("status"),
   error: $("error"),
 };
 
@@ -19,7 +19,6 @@ const REASONS = {
   eot: "the model wrote <|endoftext|>",
   max_tokens: "max tokens reached",
   context_full: "the context window is full",
-  stopped: "stopped",
   evicted: "too many step sessions were open",
 };
 
@@ -58,7 +57,7 @@ function clearError() {
 
 // ---------------------------------------------------------------- models
 
-const modelState = new Map();  // name -> "loading" | "ready" | "error"
+const modelState = new Map();  // name -> {state: "loading" | "ready", config, backend}
 
 async function listModels() {
   let models;
@@ -87,28 +86,44 @@ async function listModels() {
   loadModel(ui.model.value);
 }
 
+const BACKENDS = {
+  "wasm-simd128-int8": "int8 WebAssembly SIMD",
+  "numpy-int8": "int8 NumPy",
+  "numpy-float32": "float32 NumPy",
+};
+
+function readyText(name, { config, backend }, ms) {
+  return `Ready: ${name} (${config.n_layer} layers, ${config.n_embd} dimensions, ${config.n_ctx} tokens ` +
+    `of context, ${BACKENDS[backend] ?? backend}).` + (ms != null ? ` Loaded in ${(ms / 1000).toFixed(1)} s.` : "");
+}
+
+/** The user picked model `name`: load it now, so that Generate can start at once. */
 function loadModel(name) {
-  if (!name || modelState.get(name) === "ready" || modelState.get(name) === "loading") return;
-  modelState.set(name, "loading");
+  if (!name) return;
+  const known = modelState.get(name);
+  if (known?.state === "loading") return;
+  clearError();
+  if (known?.state === "ready") {
+    if (!run || run.done) setStatus("ready", readyText(name, known));
+    return;
+  }
+  modelState.set(name, { state: "loading" });
   loadView.start(name);
   setStatus("loading", `Loading ${name}…`);
   client.send({ type: "load", model: name }, (m) => {
     if (m.type === "progress") {
       onProgress(m, name);
     } else if (m.type === "ready") {
-      modelState.set(name, "ready");
+      modelState.set(name, { state: "ready", config: m.config, backend: m.backend });
       loadView.finish(name, m.ms);
-      if (!run || run.done) {
-        const c = m.config;
-        setStatus("ready", `Ready: ${name} (${c.n_layer} layers, ${c.n_embd} dimensions, ${c.n_ctx} tokens ` +
-          `of context). Loaded in ${(m.ms / 1000).toFixed(1)} s.`);
-      }
+      if (ui.model.value === name && (!run || run.done)) setStatus("ready", readyText(name, m, m.ms));
     } else if (m.type === "error") {
-      modelState.set(name, "error");
-      modelState.delete(name);  // allow another try
+      modelState.delete(name);  // choosing it again tries again
       loadView.fail(name);
-      setStatus("error", `Could not load ${name}.`);
-      showError(m);
+      if (ui.model.value === name) {
+        setStatus("error", `Could not load ${name}.`);
+        showError(m);
+      }
     }
   });
 }
@@ -137,12 +152,13 @@ function newRun(mode, params) {
   ui.tokens.dataset.reason = "";
   ui.bars.replaceChildren();
   ui.other.textContent = "";
+  drawChosenOutside(ui.outside, null);
   ui.candTitle.textContent = "Candidates";
   ui.candNote.textContent = "Waiting for the first token…";
   return run;
 }
 
-function params() {
+function params({ quiet = false } = {}) {
   const result = readSettings();
   ui.paramError.hidden = !result.error;
   ui.paramError.textContent = result.error ?? "";
@@ -150,7 +166,7 @@ function params() {
   if (result.error) {
     const field = $(result.field);
     field.setAttribute("aria-invalid", "true");
-    field.focus();
+    if (!quiet) field.focus();
     return null;
   }
   return result.params;
@@ -173,7 +189,8 @@ function onMessage(r, m) {
       setStatus(m.reason === "stopped" ? "stopped" : "done",
         `${m.reason === "stopped" ? "Stopped" : "Done"}: ${m.tokens} token${m.tokens === 1 ? "" : "s"}` +
         (m.tokens && r.mode === "generate" ? ` at ${m.tokens_per_s.toFixed(1)} tokens/s` : "") +
-        ` (${REASONS[m.reason] ?? m.reason}). Seed ${m.seed ?? "–"}.`);
+        (m.reason === "stopped" ? "" : ` (${REASONS[m.reason] ?? m.reason})`) +
+        (m.seed != null ? `. Seed ${m.seed}.` : "."));
       r.upcoming = null;
       showCurrent();
       updateButtons();
@@ -210,7 +227,7 @@ function generate() {
   if (!p) return;
   const r = newRun("generate", p);
   client.send({ type: "generate", id: r.id, ...p }, (m) => onMessage(r, m));
-  setStatus("generating", modelState.get(p.model) === "ready" ? "Generating…" : `Loading ${p.model}…`);
+  setStatus("generating", modelState.get(p.model)?.state === "ready" ? "Generating…" : `Loading ${p.model}…`);
   updateButtons();
 }
 
@@ -260,6 +277,7 @@ function showCurrent() {
     ui.candTitle.textContent = `Token ${r.upcoming.index + 1}: your pick`;
     ui.candNote.textContent = "Click a candidate to append it, or press Step to let the sampler choose.";
     drawCandidates(ui.bars, ui.other, r.upcoming, (id) => { if (!r.pending) step(id); });
+    drawChosenOutside(ui.outside, null);
     return;
   }
   const s = r.steps[pinned ?? r.steps.length - 1];
@@ -280,6 +298,7 @@ function showCurrent() {
     ui.candNote.append(" ", back);
   }
   drawCandidates(ui.bars, ui.other, s);
+  drawChosenOutside(ui.outside, s);
 }
 
 // ---------------------------------------------------------------- wiring
@@ -288,6 +307,10 @@ ui.generate.addEventListener("click", generate);
 ui.step.addEventListener("click", () => step());
 ui.stop.addEventListener("click", stop);
 ui.model.addEventListener("change", () => loadModel(ui.model.value));
+// Once a problem is shown, re-check as the user types, so the message goes when it is fixed.
+document.querySelector(".compose").addEventListener("input", () => {
+  if (!ui.paramError.hidden) params({ quiet: true });
+});
 document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();

@@ -46,19 +46,19 @@ export function setTokenText(el, label) {
   }
 }
 
-/** A chip for generated token `step` (engine step dict); clicking it shows its bars. */
+/** A chip for generated token `step` (a token message); clicking it shows its bars. */
 export function tokenChip(step, onSelect) {
   const li = document.createElement("li");
   const chip = document.createElement("button");
   chip.type = "button";
   chip.className = "chip";
-  if (step.id === 50256) chip.classList.add("eot");
+  if (step.token_id === 50256) chip.classList.add("eot");
   if (!isWholeUTF8(step.bytes)) chip.classList.add("partial");  // part of a character
   chip.dataset.index = step.index;
-  chip.dataset.id = step.id;
-  chip.title = `token #${step.index + 1} · id ${step.id} · bytes ${hexPairs(step.bytes)} · ` +
+  chip.dataset.id = step.token_id;
+  chip.title = `token #${step.index + 1} · id ${step.token_id} · bytes ${hexPairs(step.bytes)} · ` +
     `p ${percent(step.prob)} (rank ${step.rank})`;
-  chip.setAttribute("aria-label", `token ${step.index + 1}: ${step.token}, id ${step.id}`);
+  chip.setAttribute("aria-label", `token ${step.index + 1}: ${step.token}, id ${step.token_id}`);
   setTokenText(chip, step.token);
   chip.addEventListener("click", () => onSelect(step.index));
   li.append(chip);
@@ -66,61 +66,82 @@ export function tokenChip(step, onSelect) {
 }
 
 /**
- * Draw the candidates of one step into `list` (an <ol>) and the mass not shown into `other`.
- * `pick(id)`, when given, makes each candidate a button (Step mode: append this token).
+ * One candidate as a list item: token, a <meter> with its probability under the model
+ * (accessible name: the token), and below it a bar with its share after the settings.
+ * `pick(id)`, when given, makes the token a button (Step mode: append this token).
  */
-export function drawCandidates(list, other, { candidates, shown_mass }, pick = null) {
-  list.replaceChildren();
-  for (const c of candidates) {
-    const li = document.createElement("li");
-    li.className = "cand";
-    li.classList.toggle("chosen", c.chosen);
-    li.dataset.id = c.id;
-    li.dataset.prob = c.prob;
-    li.dataset.share = c.sample_prob;
+function candidateRow(c, pick) {
+  const li = document.createElement("li");
+  li.className = "cand";
+  li.classList.toggle("chosen", c.chosen);
+  li.dataset.id = c.id;
+  li.dataset.prob = c.prob;
+  li.dataset.share = c.sample_prob;
 
-    const name = document.createElement(pick ? "button" : "span");
-    name.className = "tok";
-    setTokenText(name, c.token);
-    name.title = `id ${c.id}`;
-    if (pick) {
-      name.type = "button";
-      name.setAttribute("aria-label", `append ${c.token}`);
-      name.addEventListener("click", () => pick(c.id));
-    }
-
-    // The model's probability: the bar people read. Its accessible name is the token.
-    const meter = document.createElement("meter");
-    meter.min = 0;
-    meter.max = 1;
-    meter.value = c.prob;
-    meter.setAttribute("aria-label", c.token);
-    meter.title = `${percent(c.prob)} under the model`;
-
-    const prob = document.createElement("span");
-    prob.className = "prob";
-    prob.textContent = percent(c.prob);
-
-    // Its share once temperature / top-k / top-p have reshaped the distribution.
-    const share = document.createElement("span");
-    share.className = "share";
-    const bar = document.createElement("span");
-    bar.className = "share-bar";
-    bar.style.width = `${(c.sample_prob * 100).toFixed(2)}%`;
-    bar.setAttribute("aria-hidden", "true");
-    const shareText = document.createElement("span");
-    shareText.className = "share-text";
-    shareText.textContent = c.sample_prob > 0 ? `${percent(c.sample_prob)} sampled` : "never sampled";
-    share.append(bar, shareText);
-
-    li.append(name, meter, prob, share);
-    if (c.chosen) {
-      const mark = document.createElement("span");
-      mark.className = "chosen-mark";
-      mark.textContent = "chosen";
-      li.append(mark);
-    }
-    list.append(li);
+  const name = document.createElement(pick ? "button" : "span");
+  name.className = "tok";
+  setTokenText(name, c.token);
+  name.title = `id ${c.id}`;
+  if (pick) {
+    name.type = "button";
+    name.setAttribute("aria-label", `append ${c.token}`);
+    name.addEventListener("click", () => pick(c.id));
   }
+
+  const meter = document.createElement("meter");
+  meter.min = 0;
+  meter.max = 1;
+  meter.value = c.prob;
+  meter.setAttribute("aria-label", c.token);
+  meter.title = `${percent(c.prob)} under the model`;
+
+  const prob = document.createElement("span");
+  prob.className = "prob";
+  prob.textContent = percent(c.prob);
+
+  // The share once temperature / top-k / top-p have reshaped the distribution, drawn on
+  // the same scale as the meter above it.
+  const track = document.createElement("span");
+  track.className = "share-track";
+  track.setAttribute("aria-hidden", "true");
+  const bar = document.createElement("span");
+  bar.className = "share-bar";
+  bar.style.width = `${(c.sample_prob * 100).toFixed(3)}%`;
+  if (c.sample_prob > 0) track.append(bar);
+  const share = document.createElement("span");
+  share.className = "share-text";
+  share.textContent = c.sample_prob > 0 ? percent(c.sample_prob) : "excluded";
+  share.title = c.sample_prob > 0 ? "share after temperature, top-k, top-p" : "top-k / top-p leave it out";
+
+  li.append(name, meter, prob, track, share);
+  if (c.chosen) {
+    const mark = document.createElement("span");
+    mark.className = "chosen-mark";
+    mark.textContent = "chosen";
+    li.append(mark);
+  }
+  return li;
+}
+
+/** Draw the candidates of one step into `list` (an <ol>) and the mass not shown into `other`. */
+export function drawCandidates(list, other, { candidates, shown_mass }, pick = null) {
+  list.replaceChildren(...candidates.map((c) => candidateRow(c, pick)));
   other.textContent = `other tokens: ${percent(Math.max(0, 1 - shown_mass))}`;
+}
+
+/**
+ * When the sampler chose a token outside the candidates shown, draw it on its own in
+ * `list`, so the chosen token is always visible with its numbers. Empties `list` otherwise.
+ */
+export function drawChosenOutside(list, step) {
+  if (!step || step.candidates.some((c) => c.chosen)) {
+    list.replaceChildren();
+    list.hidden = true;
+    return;
+  }
+  const row = candidateRow({
+    id: step.token_id, token: step.token, prob: step.prob, sample_prob: step.sample_prob, chosen: true,
+  }, null);
+  list.replaceChildren(row);
+  list.hidden = false;
 }

@@ -79,7 +79,7 @@ def add_shard(model, index, data):
 def finish_model(model):
     engine = _assemblers.pop(model).engine()
     _engines[model] = engine
-    return {"config": engine.model.config.to_dict(), "name": engine.name}
+    return {"config": engine.model.config.to_dict(), "name": engine.name, "backend": engine.model.backend}
 
 
 def drop_model(model):
@@ -98,7 +98,9 @@ def generate_start(req, model, prompt, temperature, top_k, top_p, seed, max_toke
     params = SamplingParams(temperature, top_k, top_p, _seed(seed))
     gen = _engines[model].generate(prompt, params, max_tokens=max_tokens, n_candidates=candidates)
     _generations[req] = gen
-    return {"seed": gen.seed, "prompt_tokens": len(gen.prompt_ids)}
+    # A JavaScript number holds integers exactly only up to 2**53: larger seeds go as digits.
+    seed = gen.seed if gen.seed < 2**53 else str(gen.seed)
+    return {"seed": seed, "prompt_tokens": len(gen.prompt_ids)}
 
 
 @_json
@@ -136,5 +138,7 @@ def generate_end(req):
 
 @_json
 def next_tokens(model, prompt, top):
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+        raise SamplingError(f"top must be a whole number from 1 to 1000, got {top!r}")
     return _engines[model].next_tokens(prompt, top)
 `;

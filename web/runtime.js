@@ -57,9 +57,14 @@ export async function startRuntime(base, report) {
     });
   const engineWheel = fetchJSON(new URL("index.json", wheelsURL), "wheels/index.json")
     .then((index) => fetchVerified(new URL(index.wheel, wheelsURL), index.sha256, index.wheel));
+  // The int8 WebAssembly SIMD kernels (web/kernels/), compiled meanwhile too. Optional:
+  // without them (no SIMD, file missing) the engine multiplies in NumPy float32.
+  const kernels = import(new URL("kernels/kernels.js", base).href)
+    .then(async (k) => ({ k, module: await k.compileKernels(new URL("kernels/int8.wasm", base)) }));
   // Avoid "unhandled rejection" noise if the interpreter fails first; errors still propagate.
   numpyWheel.catch(() => {});
   engineWheel.catch(() => {});
+  kernels.catch(() => {});
 
   let pyodide;
   try {
@@ -72,6 +77,13 @@ export async function startRuntime(base, report) {
   } catch (e) {
     if (e instanceof WorkerError) throw e;
     throw new WorkerError("runtime", `could not start Python (Pyodide from ${runtimeURL}): ${e.message ?? e}`);
+  }
+  // Before any model is built: GPT2() keeps int8 weights int8 only if the kernels are there.
+  try {
+    const { k, module } = await kernels;
+    await k.installKernels(pyodide, module);
+  } catch (e) {
+    console.warn("gpt2web: int8 kernels unavailable, using NumPy float32:", e?.message ?? e);
   }
   report(1, STEPS.length, STEPS[1]);
   const numpy = await numpyWheel;

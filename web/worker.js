@@ -16,10 +16,11 @@
 //   next     {id, model, prompt, top}                  next-token table after the prompt
 // worker -> page
 //   progress {id, phase, loaded, total, file, ...}     phase: runtime | tokenizer | shard | prepare
-//   ready    {id, model, config, ms}                   the model is loaded (answer to load)
-//   token    {id, ...step, seed, upcoming?}            one generated token (engine step dict);
-//                                                      step requests add `upcoming`: the
-//                                                      candidates for the next token
+//   ready    {id, model, config, backend, ms}          the model is loaded (answer to load)
+//   token    {id, token_id, ...step, seed, upcoming?}  one generated token: the engine's step
+//                                                      dict, its `id` renamed token_id (`id`
+//                                                      is the request); step requests add
+//                                                      `upcoming`: the next token's candidates
 //   done     {id, reason, text, ids, seed, tokens, tokens_per_s, prefill_ms}
 //                                                      reason: eot | max_tokens | context_full | stopped
 //   next     {id, model, tokens}                       answer to next
@@ -49,7 +50,9 @@ function startPython() {
         for (const id of m.listeners) post("progress", id, lastRuntimeProgress);
       }
     });
-    runtime.then((r) => { python = r; }, () => { runtime = null; });  // a failed boot may be retried
+    // A failed boot stays failed: every request gets its message at once, and a page
+    // reload tries again (booting twice in one worker would only double the memory).
+    runtime.then((r) => { python = r; }, () => {});
   }
   return runtime;
 }
@@ -131,6 +134,12 @@ function fail(id, e) {
   post("error", id, toError(e));
 }
 
+/** The engine's step dict as a token message: its `id` (the token's) becomes token_id. */
+function tokenMessage(s, req) {
+  const { id: token_id, ...rest } = s;
+  return { ...rest, token_id, seed: req.seed };
+}
+
 async function generate(msg) {
   const { id } = msg;
   const req = { mode: "generate", stopped: false, started: false, n: 0 };
@@ -141,7 +150,7 @@ async function generate(msg) {
       if (req.stopped) return finish(id, "stopped");
       const s = callPython(python.bridge, "generate_step", id, null);
       req.n += 1;
-      post("token", id, { ...s, seed: req.seed });
+      post("token", id, tokenMessage(s, req));
       if (s.done) return finish(id, s.reason);
       await yieldToEventLoop();
     }
@@ -169,7 +178,7 @@ async function runStep(msg, req) {
     const s = callPython(python.bridge, "generate_step", id, msg.forced_id ?? null);
     req.n += 1;
     const upcoming = s.done ? null : callPython(python.bridge, "peek", id);
-    post("token", id, { ...s, seed: req.seed, upcoming });
+    post("token", id, { ...tokenMessage(s, req), upcoming });
     if (s.done) finish(id, s.reason);
   } catch (e) {
     fail(id, e);
@@ -189,7 +198,7 @@ async function load({ id, model }) {
   try {
     const t0 = performance.now();
     const info = await useModel(model, id);
-    post("ready", id, { model, config: info.config, ms: performance.now() - t0 });
+    post("ready", id, { model, config: info.config, backend: info.backend, ms: performance.now() - t0 });
   } catch (e) {
     post("error", id, toError(e));
   }

@@ -119,11 +119,20 @@ class Sampler:
         self.rng = random.Random(self.params.seed)
 
     def draw(self, ids: np.ndarray, probs: np.ndarray) -> int:
+        """One uniform draw, mapped to a token through the cumulative distribution.
+
+        The cumulative sum runs in token-id order, not in order of probability: two engines
+        whose logits differ in the last bits (BLAS vs WebAssembly kernels) may rank two
+        near-equal tokens differently, and a probability order would then move every later
+        boundary by a whole token's mass; in id order a boundary moves only by the rounding
+        difference, so the same seed picks the same token in CPython and in the browser.
+        """
         if len(ids) == 1:
             return int(ids[0])
         u = self.rng.random()
-        i = int(np.searchsorted(np.cumsum(probs), u, side="right"))
-        return int(ids[min(i, len(ids) - 1)])
+        order = np.argsort(ids, kind="stable")
+        i = int(np.searchsorted(np.cumsum(probs[order]), u * probs.sum(), side="right"))
+        return int(ids[order[min(i, len(ids) - 1)]])
 
     def choose(self, logits: np.ndarray, n_candidates: int = 10) -> Choice:
         ids, probs = sampling_distribution(logits, self.params)

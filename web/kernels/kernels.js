@@ -11,7 +11,7 @@
 //
 // Zero copies: the kernel module imports Pyodide's own WebAssembly.Memory, so a NumPy array's
 // data address (arr.__array_interface__["data"][0]) is directly a pointer the kernel can read.
-// The module has no data segments, globals or stack: it writes only into the arrays it is given
+// The module has no data segments and uses no C stack: it writes only into the arrays it is given
 // (scripts/build_kernels.py checks this on every build).
 
 export const KERNELS_JS_MODULE = "gpt2web_kernels";
@@ -30,8 +30,10 @@ function pyodideMemory(pyodide) {
     "(this Pyodide version is not supported; the engine will use NumPy)");
 }
 
-// `source`: the URL of int8.wasm, or its bytes (ArrayBuffer / typed array).
+// `source`: the URL of int8.wasm, its bytes (ArrayBuffer / typed array), or a compiled
+// WebAssembly.Module (see compileKernels).
 async function compile(source) {
+  if (source instanceof WebAssembly.Module) return source;
   let bytes = source;
   if (typeof source === "string" || source instanceof URL) {
     const response = await fetch(source);
@@ -47,8 +49,15 @@ async function compile(source) {
   return WebAssembly.compile(bytes);
 }
 
+// Fetch and compile int8.wasm without Pyodide, e.g. while the interpreter starts; pass the
+// result to installKernels.
+export function compileKernels(wasm = new URL("./int8.wasm", import.meta.url)) {
+  return compile(wasm);
+}
+
 // Returns { functions, memoryBytes } once the module is registered; throws with a readable
-// message otherwise. `wasm`: URL of int8.wasm (default: next to this file) or its bytes.
+// message otherwise. `wasm`: URL of int8.wasm (default: next to this file), its bytes, or the
+// WebAssembly.Module from compileKernels.
 export async function installKernels(pyodide, wasm = new URL("./int8.wasm", import.meta.url)) {
   const memory = pyodideMemory(pyodide);
   const module = await compile(wasm);
