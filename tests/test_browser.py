@@ -429,11 +429,9 @@ def test_int8_model_runs_on_the_wasm_kernels_like_cpython(app, weights_dir):
     wait_ready(page)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "int8 models: the browser's kernel rounds activations to int16 while the CPython "
-    "reference multiplies in float32; on the near-uniform random test model that tiny "
-    "difference reorders tokens of almost equal logits, so full-vocabulary draws differ"))
 def test_int8_seeded_text_matches_cpython(app, weights_dir):
+    # The browser multiplies int8 weights in the WebAssembly kernel, CPython in float32 BLAS:
+    # logits differ in the last bits, and seeded draws must still agree (sampling.Sampler.draw).
     reference = Engine.load(weights_dir / "int8")
     steps, _ = cpython_steps(reference, seed=11, max_tokens=8)
     assert app.int8_seeded_ids == [s["id"] for s in steps]

@@ -1,4 +1,4 @@
-// Boots Python in the worker: Pyodide core, NumPy, the gpt2web engine wheel, the bridge.
+// Boots Python in the worker: Pyodide core, NumPy, the gpt2web engine wheel, its bridge module.
 //
 // Every URL is resolved against `base` (the folder holding worker.js), never against the
 // page, so the worker also works when a page on another origin embeds the widget.
@@ -7,7 +7,6 @@
 // Both wheels are downloaded while the interpreter starts, and checked against their
 // published sha256 (pyodide-lock.json, wheels/index.json) before use.
 
-import { BRIDGE_MODULE, BRIDGE_SOURCE } from "./bridge.js";
 import { WorkerError, fetchBytes, sha256Hex } from "./download.js";
 
 const SITE_PACKAGES = "/lib/python3.12/site-packages";
@@ -94,8 +93,7 @@ export async function startRuntime(base, report) {
     pyodide.runPython("import numpy");
     report(2, STEPS.length, STEPS[2]);
     pyodide.unpackArchive(engine, "wheel", { extractDir: SITE_PACKAGES });
-    pyodide.FS.writeFile(`${SITE_PACKAGES}/${BRIDGE_MODULE}.py`, BRIDGE_SOURCE);
-    module = pyodide.pyimport(BRIDGE_MODULE);
+    module = pyodide.pyimport("gpt2web.bridge");
   } catch (e) {
     // A Python traceback's last line says what went wrong; the rest is noise for a reader.
     const last = String(e?.message ?? e).trim().split("\n").pop();

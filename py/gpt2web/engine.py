@@ -145,6 +145,20 @@ class Generation:
             self.prefill_ms = (time.perf_counter() - t0) * 1000
         return self._logits
 
+    def peek(self) -> dict:
+        """The candidates for the next token before one is picked (for Step mode).
+
+        The same numbers `step()` will show: same logits, same sampling distribution.
+        """
+        if self.done:
+            raise RuntimeError(f"this generation is finished ({self.reason})")
+        logits = self._advance()
+        ids, probs = sampling_distribution(logits, self.sampler.params)
+        view = describe(logits, int(ids[0]), ids, probs, self.n_candidates)
+        label = self.engine.label
+        return {"index": len(self.ids), "shown_mass": view.shown_mass,
+                "candidates": [{**c, "token": label(c["id"]), "chosen": False} for c in view.candidates]}
+
     def step(self, forced_id: int | None = None) -> dict:
         """Pick the next token (or take `forced_id`, e.g. a candidate the user clicked)."""
         if self.done:

@@ -1,27 +1,32 @@
-// The Python half of the worker: a thin module between the message protocol and the
-// gpt2web engine. It keeps the loaded models and the live generations by name/request id,
-// and turns every result and every exception into JSON, so the worker never has to
-// manage Python proxies or parse tracebacks: an engine error arrives as {kind, message}
-// with the engine's own message, which is what the page shows.
-//
-// It is written to the Pyodide file system as gpt2web_bridge.py and imported once.
+"""Glue between the web worker's messages and the engine (runs in Pyodide).
 
-export const BRIDGE_MODULE = "gpt2web_bridge";
-
-export const BRIDGE_SOURCE = String.raw`
-"""Glue between the web worker's messages and the gpt2web engine (runs in Pyodide)."""
+It keeps the loaded models and the live generations by name / request id, and turns every
+result and every exception into JSON text, so the worker never manages Python proxies or
+parses tracebacks: an engine error arrives as {kind, message} with the engine's own message,
+which is what the page shows. Plain Python, so the CPython tests exercise it too.
+"""
 
 import json
 
-from gpt2web.engine import PromptError, ShardAssembler
-from gpt2web.sampling import SamplingError, SamplingParams, describe, sampling_distribution
-from gpt2web.tokenizer import Tokenizer, TokenizerError
-from gpt2web.weights import WeightsError
+from .engine import PromptError, ShardAssembler
+from .sampling import SamplingError, SamplingParams
+from .tokenizer import Tokenizer, TokenizerError
+from .weights import WeightsError
 
 _tokenizers = {}   # sha256 -> Tokenizer: one vocabulary, shared by every model
 _assemblers = {}   # model -> ShardAssembler, while its shards arrive
 _engines = {}      # model -> Engine, shared by every request
 _generations = {}  # request id -> Generation (each with its own KV cache)
+
+
+def _bytes(data):
+    return data.to_bytes() if hasattr(data, "to_bytes") else bytes(data)
+
+
+def _buffer(data):
+    # to_memoryview() is the one copy from JavaScript memory into wasm memory; the
+    # tensors are NumPy views on it from here on.
+    return data.to_memoryview() if hasattr(data, "to_memoryview") else data
 
 
 def _kind(e):
@@ -57,7 +62,7 @@ def has_tokenizer(sha256):
 @_json
 def load_tokenizer(sha256, data, source):
     if sha256 not in _tokenizers:
-        _tokenizers[sha256] = Tokenizer.from_bytes(data.to_bytes(), expected_sha256=sha256, source=source)
+        _tokenizers[sha256] = Tokenizer.from_bytes(_bytes(data), expected_sha256=sha256, source=source)
     return None
 
 
@@ -69,9 +74,7 @@ def begin_model(model, manifest_json, tokenizer_sha256):
 
 @_json
 def add_shard(model, index, data):
-    # to_memoryview() is the one copy from JavaScript memory into wasm memory; the
-    # tensors are NumPy views on it from here on.
-    _assemblers[model].add(index, data.to_memoryview())
+    _assemblers[model].add(index, _buffer(data))
     return None
 
 
@@ -110,22 +113,8 @@ def generate_step(req, forced_id):
 
 @_json
 def peek(req):
-    """Candidates for the NEXT token, before one is chosen (Step mode lets the user pick).
-
-    Uses the same sampling_distribution/describe as Generation.step, on the logits the
-    generation already holds for the next position, so a later step(forced_id) shows the
-    very same numbers. (Generation has no public accessor for them yet: _advance.)
-    """
-    gen = _generations[req]
-    logits = gen._advance()
-    ids, probs = sampling_distribution(logits, gen.sampler.params)
-    view = describe(logits, int(ids[0]), ids, probs, gen.n_candidates)
-    label = gen.engine.label
-    return {
-        "index": len(gen.ids),
-        "candidates": [{**c, "token": label(c["id"]), "chosen": False} for c in view.candidates],
-        "shown_mass": view.shown_mass,
-    }
+    """Candidates for the next token, before one is chosen (Step mode lets the user pick)."""
+    return _generations[req].peek()
 
 
 @_json
@@ -141,4 +130,3 @@ def next_tokens(model, prompt, top):
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
         raise SamplingError(f"top must be a whole number from 1 to 1000, got {top!r}")
     return _engines[model].next_tokens(prompt, top)
-`;
