@@ -109,3 +109,18 @@ def test_assembler_builds_the_same_model_shard_by_shard(tiny_model_dir):
     eng = asm.engine()
     ref = Engine.load(tiny_model_dir)
     np.testing.assert_array_equal(eng.logits([1, 2, 3]), ref.logits([1, 2, 3]))
+
+
+def test_int8_is_stored_in_the_kernel_layout_and_loads_as_a_view(tiny_checkpoint, tmp_path):
+    cfg, tensors = load_hf_checkpoint(tiny_checkpoint)
+    manifest = write_model(tmp_path, cfg.to_dict(), tensors, dtype="int8")
+    entry = manifest["tensors"]["h.0.mlp.c_fc.w"]
+    assert entry["quant"]["layout"] == "rows4x16"
+    data = (tmp_path / manifest["shards"][1]["file"]).read_bytes()
+    asm = ShardAssembler(manifest, default_tokenizer())
+    asm.add(1, data)
+    qt = asm.tensors["h.0.mlp.c_fc.w"]
+    assert qt.layout == "rows4x16" and np.shares_memory(qt.q, np.frombuffer(data, dtype=np.uint8))
+    expected = quantize_int8(tensors["h.0.mlp.c_fc.w"])
+    np.testing.assert_array_equal(qt.rows(), expected.q)
+    np.testing.assert_array_equal(qt.dequantize(), expected.dequantize())

@@ -17,6 +17,12 @@ matrix-vector product over contiguous rows is the fast form both for NumPy witho
 Quantization (`int8`): symmetric, `w ~= q * scale`, with `q` in [-127, 127] and one float32
 scale per output row (`group_size: 0`) or per group of `group_size` consecutive inputs of a row.
 Biases and layer norms stay float32: they are tiny and sensitive.
+
+int8 matrices whose rows are a multiple of 16 long are stored in the layout the WebAssembly
+kernels stream (`layout: "rows4x16"`): every block of 4 rows interleaved in chunks of 16
+inputs, so that a matrix-vector product reads the matrix as one sequential stream. Byte
+q[o, i] sits at flat index (o//4)*4*in + (i//16)*64 + (o%4)*16 + i%16 for o < out & ~3; the
+last out % 4 rows stay row-major. Loading is then a view, with no repacking.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 FORMAT = "gpt2web-shards"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: int8 matrices in the rows4x16 layout
 ALIGN = 64
 DTYPES = ("float32", "float16", "int8")
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
@@ -77,19 +83,56 @@ def is_matrix(name: str) -> bool:
 # --------------------------------------------------------------------------- quantization
 
 
+ROWS = "rows"  # plain row-major [out, in]
+ROWS4X16 = "rows4x16"  # 4 rows interleaved in chunks of 16 inputs (see above)
+LAYOUTS = (ROWS, ROWS4X16)
+
+
+def pack_rows4x16(q: np.ndarray) -> np.ndarray:
+    """Row-major int8 [out, in] (in % 16 == 0) -> the same shape in the rows4x16 order."""
+    out, n_in = q.shape
+    if n_in % 16:
+        raise ValueError(f"rows4x16 needs a row length divisible by 16, got {n_in}")
+    n4 = out & ~3
+    packed = np.array(q, dtype=np.int8, order="C", copy=True)
+    blocks = q[:n4].reshape(n4 // 4, 4, n_in // 16, 16).transpose(0, 2, 1, 3)  # [block, chunk, row, 16]
+    packed[:n4] = blocks.reshape(n4, n_in)
+    return packed
+
+
+def unpack_rows4x16(packed: np.ndarray) -> np.ndarray:
+    """The inverse of pack_rows4x16."""
+    out, n_in = packed.shape
+    n4 = out & ~3
+    q = np.array(packed, dtype=np.int8, order="C", copy=True)
+    blocks = packed[:n4].reshape(n4 // 4, n_in // 16, 4, 16).transpose(0, 2, 1, 3)  # [block, row, chunk, 16]
+    q[:n4] = blocks.reshape(n4, n_in)
+    return q
+
+
 @dataclass
 class QuantTensor:
-    """An int8 matrix `[out, in]` with float32 scales `[out]` or `[out, in // group_size]`."""
+    """An int8 matrix `[out, in]` with float32 scales `[out]` or `[out, in // group_size]`.
+
+    With layout rows4x16, `q` holds the [out, in] bytes in that order: do not index it by rows.
+    """
 
     q: np.ndarray
     scale: np.ndarray
     group_size: int = 0  # 0: one scale per row
+    layout: str = ROWS
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.q.shape
 
+    def rows(self) -> np.ndarray:
+        """q in plain row-major order (a copy when stored rows4x16)."""
+        return unpack_rows4x16(self.q) if self.layout == ROWS4X16 else self.q
+
     def dequantize(self) -> np.ndarray:
+        if self.layout != ROWS:
+            return QuantTensor(self.rows(), self.scale, self.group_size).dequantize()
         out, n_in = self.q.shape
         if self.group_size:
             g = self.group_size
@@ -179,9 +222,10 @@ def write_model(
             w = np.asarray(tensors[tname], dtype=np.float32)
             if dtype == "int8" and is_matrix(tname):
                 qt = quantize_int8(w, group_size if w.shape[1] % max(group_size, 1) == 0 else 0)
-                entry = _append(buf, qt.q)
+                layout = ROWS4X16 if w.shape[1] % 16 == 0 else ROWS
+                entry = _append(buf, pack_rows4x16(qt.q) if layout == ROWS4X16 else qt.q)
                 entry["quant"] = {"scheme": "int8-symmetric", "group_size": qt.group_size,
-                                  "scale": _append(buf, qt.scale)}
+                                  "layout": layout, "scale": _append(buf, qt.scale)}
             elif dtype == "float16" and is_matrix(tname):
                 entry = _append(buf, w.astype(np.float16))
             else:
@@ -261,7 +305,10 @@ def tensors_from_shard(manifest: Mapping, index: int, data) -> dict[str, np.ndar
         arr = _view(view, entry, info["file"])
         quant = entry.get("quant")
         if quant:
-            out[tname] = QuantTensor(arr, _view(view, quant["scale"], info["file"]), quant["group_size"])
+            layout = quant.get("layout", ROWS)
+            if layout not in LAYOUTS:
+                raise ShardError(info["file"], f"tensor {tname} has an unknown layout {layout!r}")
+            out[tname] = QuantTensor(arr, _view(view, quant["scale"], info["file"]), quant["group_size"], layout)
         else:
             out[tname] = arr
     return out
