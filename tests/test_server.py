@@ -6,6 +6,7 @@ Fixture trees are built in temp folders; no real weights or runtime are needed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import json
 import os
@@ -101,7 +102,10 @@ def asgi_get(app, raw_path: str, method: str = "GET") -> tuple[int, dict, bytes]
         elif message["type"] == "http.response.body":
             out["body"] += message.get("body", b"")
 
-    asyncio.run(app(scope, receive, send))
+    # A fresh event loop in a thread of its own: browser tests in the same session leave
+    # Playwright's loop running on the main thread, where asyncio.run() refuses to start.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return out["status"], out["headers"], out["body"]
 
 

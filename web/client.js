@@ -17,7 +17,7 @@ export class GPT2Client {
     this.worker = new Worker(workerURL, { type: "module" });
     this.worker.onmessage = ({ data }) => {
       const handler = this.handlers.get(data.id);
-      if (data.type === "done" || data.type === "error" || data.type === "ready" || data.type === "next") {
+      if (["done", "error", "ready", "next", "stats"].includes(data.type)) {
         this.handlers.delete(data.id);  // final answers; a step session's id is re-registered per step
       }
       handler?.(data);

@@ -14,6 +14,7 @@
 //                                                      token the user picked
 //   stop     {id}                                      end a generation or a step session
 //   next     {id, model, prompt, top}                  next-token table after the prompt
+//   stats    {id}                                      memory and boot time (benchmarks)
 // worker -> page
 //   progress {id, phase, loaded, total, file, ...}     phase: runtime | tokenizer | shard | prepare
 //   ready    {id, model, config, backend, ms}          the model is loaded (answer to load)
@@ -24,6 +25,7 @@
 //   done     {id, reason, text, ids, seed, tokens, tokens_per_s, prefill_ms}
 //                                                      reason: eot | max_tokens | context_full | stopped
 //   next     {id, model, tokens}                       answer to next
+//   stats    {id, wasm_bytes, runtime_ms, models}      answer to stats, once Python is up
 //   error    {id, kind, message}                       kind: prompt | params | shard | runtime | memory
 
 import { loadModel } from "./loader.js";
@@ -214,7 +216,18 @@ async function next({ id, model, prompt, top }) {
   }
 }
 
-const handlers = { load, generate, step, stop, next };
+// The WebAssembly memory only grows, so its size is also the peak since the worker started.
+async function stats({ id }) {
+  try {
+    const { pyodide, ms } = await startPython();
+    const heap = pyodide._module.HEAP8 ?? pyodide._module.HEAPU8;
+    post("stats", id, { wasm_bytes: heap.buffer.byteLength, runtime_ms: ms ?? null, models: [...models.keys()] });
+  } catch (e) {
+    post("error", id, toError(e));
+  }
+}
+
+const handlers = { load, generate, step, stop, next, stats };
 
 self.onmessage = ({ data }) => {
   const handler = handlers[data?.type];
