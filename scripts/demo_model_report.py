@@ -31,28 +31,18 @@ PROMPTS = ["In the beginning God created the", "And the LORD spake unto Moses, s
            "Blessed are the", "The LORD is my shepherd;", "And it came to pass, when"]
 
 
-def windows(ids: list[int], n_ctx: int):
-    """Non-overlapping windows, each starting with <|endoftext|> so every token has a context."""
-    step = n_ctx - 1
-    for i in range(0, len(ids), step):
-        yield [EOT_ID] + ids[i:i + step]
-
-
 def evaluate(eng: Engine, ids: list[int]) -> dict:
-    n_ctx = eng.model.config.n_ctx
-    nll, n, hit1, hit5 = 0.0, 0, 0, 0
-    for w in windows(ids, n_ctx):
-        if len(w) < 2:
-            continue
-        logits = eng.model.forward(w[:-1], eng.model.new_cache(), all_logits=True).astype(np.float64)
-        targets = np.array(w[1:])
-        logz = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
-        nll += float((logz - logits[np.arange(len(targets)), targets]).sum())
-        top5 = np.argsort(-logits, axis=1)[:, :5]
-        hit1 += int((top5[:, 0] == targets).sum())
-        hit5 += int((top5 == targets[:, None]).any(1).sum())
-        n += len(targets)
-    return {"tokens": n, "loss": nll / n, "perplexity": math.exp(nll / n), "top1": hit1 / n, "top5": hit5 / n}
+    """Loss, perplexity and top-1/top-5 accuracy over `ids`, in windows of the model's context,
+    each window read after <|endoftext|> (Engine.score_ids, the path `gpt2web score` uses)."""
+    step = eng.model.config.n_ctx - 1
+    logp, top1, top5, n = 0.0, 0, 0, 0
+    for i in range(0, len(ids), step):
+        for t in eng.score_ids(ids[i:i + step])["tokens"]:
+            logp += math.log(t["prob"])
+            top1 += t["rank"] == 1
+            top5 += t["rank"] <= 5
+            n += 1
+    return {"tokens": n, "loss": -logp / n, "perplexity": math.exp(-logp / n), "top1": top1 / n, "top5": top5 / n}
 
 
 def main() -> None:

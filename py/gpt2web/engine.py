@@ -96,7 +96,11 @@ class Engine:
         if len(ids) + 1 > self.model.config.n_ctx:
             raise PromptError(f"the text is {len(ids)} tokens long; scoring reads at most "
                               f"{self.model.config.n_ctx - 1}")
-        logits = self.model.forward([EOT_ID] + ids[:-1], self.model.new_cache(), all_logits=True)
+        return self.score_ids(ids)
+
+    def score_ids(self, ids: list[int], context: int = EOT_ID) -> dict:
+        """Per-token probability and rank of `ids` after `context`, and their perplexity."""
+        logits = self.model.forward([context] + list(ids[:-1]), self.model.new_cache(), all_logits=True)
         out, total = [], 0.0
         for row, t in zip(logits, ids):
             lp = log_softmax(row)

@@ -133,6 +133,14 @@ def cmd_export(args) -> None:
     export(REPO_ROOT, Path(args.out), models=args.model or None, log=lambda m: print(m, file=sys.stderr))
 
 
+def cmd_bench(args) -> None:
+    from .bench import format_table, run_bench
+
+    result = run_bench(args.model, runs=args.runs, quick=args.quick, only=args.only,
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=1, ensure_ascii=False) if args.json else format_table(result))
+
+
 def cmd_serve(args) -> None:
     from .server import serve
 
@@ -191,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="a new folder")
     p.add_argument("--model", action="append", help="a model under weights/ (repeatable; default: all)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="time the engine in headless Chromium (real server and worker) and in CPython")
+    p.add_argument("--model", help="model folder or name under weights/ (default: GPT-2 124M shape, random "
+                                   "weights, int8, built once into build/bench-124m/)")
+    p.add_argument("--runs", type=int, default=None, help="runs per figure, the median is shown (default 3; --quick: 1)")
+    p.add_argument("--quick", action="store_true", help="fewer tokens and runs: a smoke test")
+    p.add_argument("--only", choices=["browser", "cpython"], help="run one side only")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="serve the page, the runtime and weights/ (static files only)")
     p.add_argument("--host", default="127.0.0.1")
