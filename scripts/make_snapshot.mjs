@@ -105,6 +105,8 @@ async function main() {
 }
 
 main().then(() => process.exit(0), (e) => {
-  console.error(`make_snapshot: failed: ${e?.stack ?? e}`);
+  // The reason on the first line (setup_runtime.py shows that line), the stack after it.
+  console.error(`make_snapshot: failed: ${e?.message ?? e}`);
+  if (e?.stack) console.error(e.stack);
   process.exit(1);
 });

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,3 +42,98 @@ def tiny_model_dir(tiny_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("weights") / "tiny"
     convert(str(tiny_checkpoint), out, dtype="float32", report=False, log=lambda m: None)
     return out
+
+
+# ---------------------------------------------------------------- browser tests (real server)
+# Shared by test_browser.py and test_widget.py: one build, one server, one Chromium per session.
+
+REPO = ROOT
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-proxy-server",  # the server is on 127.0.0.1; never route it through a proxy
+]
+
+
+@pytest.fixture(scope="session")
+def web_build():
+    """The runtime and the engine wheel, as the server will serve them."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from build_wheel import build_wheel
+    from setup_runtime import ensure_runtime
+
+    ensure_runtime(REPO / "web" / "runtime", quiet=True)
+    build_wheel(REPO / "web" / "wheels", quiet=True)
+    return REPO / "web"
+
+
+def _copy_model(weights: Path, src: str, name: str) -> Path:
+    dst = weights / name
+    shutil.copytree(weights / src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest["name"] = name
+    (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tiny_checkpoint, tmp_path_factory) -> Path:
+    """demo: the tiny model (fp32); int8: the same, quantized; corrupt: demo with one byte of a
+    shard changed; missing: demo with one shard gone."""
+    from gpt2web.host.convert import load_hf_checkpoint
+    from gpt2web.weights import write_model
+
+    weights = tmp_path_factory.mktemp("browser-weights")
+    shutil.copy(REPO / "weights" / "gpt2.tiktoken", weights / "gpt2.tiktoken")
+    config, tensors = load_hf_checkpoint(tiny_checkpoint)
+    write_model(weights / "demo", config.to_dict(), tensors, dtype="float32", name="demo")
+    write_model(weights / "int8", config.to_dict(), tensors, dtype="int8", name="int8")
+
+    corrupt = _copy_model(weights, "demo", "corrupt")
+    (shard,) = corrupt.glob("h.0.*.bin")
+    data = bytearray(shard.read_bytes())
+    data[1000] ^= 0xFF  # same size, other bytes: only the sha256 check can notice
+    shard.write_bytes(bytes(data))
+
+    missing = _copy_model(weights, "demo", "missing")
+    (gone,) = missing.glob("h.1.*.bin")
+    gone.unlink()
+    return weights
+
+
+@pytest.fixture(scope="session")
+def engine(weights_dir):
+    """The CPython engine on the same model: the oracle for what the page shows."""
+    from gpt2web.engine import Engine
+
+    return Engine.load(weights_dir / "demo")
+
+
+@pytest.fixture(scope="session")
+def server(web_build, weights_dir):
+    """The real server (uvicorn) on a free port, serving web/ and the temp weights."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "py"), os.environ.get("PYTHONPATH", "")]))
+    code = ("import sys; from gpt2web.host.server import serve; "
+            "serve(sys.argv[1], port=0, weights_dir=sys.argv[2])")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(REPO), str(weights_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("Serving gpt2web at http://127.0.0.1:"), line + proc.stdout.read()
+        # Keep draining its output so a chatty server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+        yield line.rsplit(" ", 1)[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright launches Debian's Chromium (never a downloaded build)."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}

@@ -69,14 +69,15 @@ export function tokenChip(step, onSelect) {
  * One candidate as a list item: token, a <meter> with its probability under the model
  * (accessible name: the token), and below it a bar with its share after the settings.
  * `pick(id)`, when given, makes the token a button (Step mode: append this token).
+ * A candidate without `sample_prob` (a `next` table: no settings applied) has no share bar.
  */
 function candidateRow(c, pick) {
   const li = document.createElement("li");
   li.className = "cand";
-  li.classList.toggle("chosen", c.chosen);
+  li.classList.toggle("chosen", Boolean(c.chosen));
   li.dataset.id = c.id;
   li.dataset.prob = c.prob;
-  li.dataset.share = c.sample_prob;
+  if (c.sample_prob != null) li.dataset.share = c.sample_prob;
 
   const name = document.createElement(pick ? "button" : "span");
   name.className = "tok";
@@ -99,8 +100,20 @@ function candidateRow(c, pick) {
   prob.className = "prob";
   prob.textContent = percent(c.prob);
 
-  // The share once temperature / top-k / top-p have reshaped the distribution, drawn on
-  // the same scale as the meter above it.
+  li.append(name, meter, prob);
+  if (c.sample_prob != null) li.append(...shareBar(c));
+  if (c.chosen) {
+    const mark = document.createElement("span");
+    mark.className = "chosen-mark";
+    mark.textContent = "chosen";
+    li.append(mark);
+  }
+  return li;
+}
+
+/** The share once temperature / top-k / top-p have reshaped the distribution, drawn on
+ * the same scale as the meter above it: [track, text]. */
+function shareBar(c) {
   const track = document.createElement("span");
   track.className = "share-track";
   track.setAttribute("aria-hidden", "true");
@@ -112,15 +125,7 @@ function candidateRow(c, pick) {
   share.className = "share-text";
   share.textContent = c.sample_prob > 0 ? percent(c.sample_prob) : "excluded";
   share.title = c.sample_prob > 0 ? "share after temperature, top-k, top-p" : "top-k / top-p leave it out";
-
-  li.append(name, meter, prob, track, share);
-  if (c.chosen) {
-    const mark = document.createElement("span");
-    mark.className = "chosen-mark";
-    mark.textContent = "chosen";
-    li.append(mark);
-  }
-  return li;
+  return [track, share];
 }
 
 /** Draw the candidates of one step into `list` (an <ol>) and the mass not shown into `other`. */

@@ -198,7 +198,14 @@ export async function startRuntime(base, report) {
   if (useSnapshot) {
     try {
       // Pyodide starts fetching pyodide.asm.wasm at once and awaits the image only then.
-      pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshotBytes });
+      // It keeps its options for good: hand it the image through a holder emptied after
+      // the restore, so the 21 MB buffer is freed once copied into the interpreter's memory.
+      const holder = { image: snapshotBytes, then(ok, ko) { return this.image.then(ok, ko); } };
+      try {
+        pyodide = await loadPyodide({ ...options, _loadSnapshot: holder });
+      } finally {
+        holder.image = null;
+      }
       pyodide.runPython(AFTER_RESTORE);
       boot = "snapshot";
     } catch (e) {

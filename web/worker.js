@@ -17,7 +17,8 @@
 //   stats    {id}                                      memory and boot time (benchmarks)
 // worker -> page
 //   progress {id, phase, loaded, total, file, ...}     phase: runtime | tokenizer | shard | prepare
-//   ready    {id, model, config, backend, ms}          the model is loaded (answer to load)
+//   ready    {id, model, config, backend, ms, boot}    the model is loaded (answer to load);
+//                                                      boot: "snapshot" | "plain" (+ boot_info)
 //   token    {id, token_id, ...step, seed, upcoming?}  one generated token: the engine's step
 //                                                      dict, its `id` renamed token_id (`id`
 //                                                      is the request); step requests add
@@ -200,7 +201,10 @@ async function load({ id, model }) {
   try {
     const t0 = performance.now();
     const info = await useModel(model, id);
-    post("ready", id, { model, config: info.config, backend: info.backend, ms: performance.now() - t0 });
+    // boot: how Python started ("snapshot" | "plain"); boot_info: why not the snapshot, step times.
+    const { bootInfo } = await startPython();
+    post("ready", id, { model, config: info.config, backend: info.backend, ms: performance.now() - t0,
+      boot: bootInfo.boot, boot_info: bootInfo });
   } catch (e) {
     post("error", id, toError(e));
   }
