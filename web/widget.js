@@ -266,24 +266,48 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-/** What a progress message says, in a few words. */
-function progressText(m, model) {
-  if (m.phase === "runtime") return `Starting Python: ${m.file} (${m.loaded}/${m.total})`;
-  if (m.phase === "tokenizer") return `Vocabulary: ${formatBytes(m.loaded)}${m.cached ? " (cached)" : ""}`;
-  if (m.phase === "shard") {
-    return `${model}: shard ${m.index + 1} of ${m.shards}, ${formatBytes(m.model_loaded)} of ` +
-      `${formatBytes(m.model_total)}${m.cached ? " (from cache)" : ""}`;
+/**
+ * Loading, as one bar and one line: the worker reports the Python runtime (steps) and the
+ * model (vocabulary, shards) side by side, since they load at the same time.
+ */
+class LoadProgress {
+  constructor(model) {
+    this.model = model;
+    this.runtime = null;  // {loaded, total, file}
+    this.vocab = null;    // bytes so far
+    this.shards = null;   // {loaded, total, cached}
+    this.preparing = false;
   }
-  if (m.phase === "prepare") return `Preparing ${model}`;
-  return `Loading ${model}`;
-}
 
-/** [value, max] for a progress message (null value: indeterminate). */
-function progressValue(m) {
-  if (m.phase === "runtime") return [m.loaded, m.total];
-  if (m.phase === "shard") return [m.model_loaded, m.model_total];
-  if (m.phase === "prepare") return [m.loaded, m.total];
-  return [null, 1];
+  update(m) {
+    if (m.phase === "runtime") this.runtime = { loaded: m.loaded, total: m.total, file: m.file };
+    else if (m.phase === "tokenizer") this.vocab = m.loaded;
+    else if (m.phase === "shard") this.shards = { loaded: m.model_loaded, total: m.model_total, cached: m.cached };
+    else if (m.phase === "prepare") this.preparing = true;
+  }
+
+  /** The mean of the parts reported so far (a late joiner may never hear of the runtime). */
+  fraction() {
+    const parts = [];
+    if (this.runtime) parts.push(this.runtime.loaded / Math.max(1, this.runtime.total));
+    if (this.shards) parts.push(this.preparing ? 1 : this.shards.loaded / Math.max(1, this.shards.total));
+    return parts.length ? parts.reduce((a, b) => a + b, 0) / parts.length : null;
+  }
+
+  text() {
+    const words = [];
+    const rt = this.runtime;
+    if (rt) words.push(rt.loaded >= rt.total ? "Python ready" : `Starting Python: ${rt.file} (${rt.loaded}/${rt.total})`);
+    if (this.preparing) {
+      words.push(`preparing ${this.model}`);
+    } else if (this.shards) {
+      words.push(`${this.model}: ${formatBytes(this.shards.loaded)} of ${formatBytes(this.shards.total)}` +
+        (this.shards.cached ? " (cached)" : ""));
+    } else if (this.vocab != null) {
+      words.push(`vocabulary: ${formatBytes(this.vocab)}`);
+    }
+    return words.join(" · ") || `Loading ${this.model}…`;
+  }
 }
 
 let instances = 0;
@@ -345,6 +369,11 @@ export class GPT2Widget extends HTMLElement {
       if (this.mode === "next") this.requestNext();
     } else if (name === "label") {
       this.ui.region.setAttribute("aria-label", this.label);
+    } else if (name === "settings") {
+      if (this.ui.settings) {
+        this.ui.settings.open = value === "open";
+        this.ui.settings.hidden = value === "none";
+      }
     } else if (this.mode === "generate") {
       this.fillSettings();
     } else if (name === "candidates") {
@@ -384,6 +413,7 @@ export class GPT2Widget extends HTMLElement {
     this.pinned = null;
     this.nextId = null;
     this.modelState = null;
+    this.progress = null;
     this.started = false;
   }
 
@@ -407,8 +437,8 @@ export class GPT2Widget extends HTMLElement {
     this.observer = null;
     if (this.started || !this.isConnected) return;
     this.started = true;
+    this.loadModel();  // in next mode too: a `next` request hears of the model only once Python is up
     if (this.mode === "next") this.requestNext();
-    else this.loadModel();
   }
 
   // -------------------------------------------------------------- building the DOM
@@ -576,17 +606,18 @@ export class GPT2Widget extends HTMLElement {
   onProgress(m) {
     if (this.modelState?.state === "ready") return;
     const ui = this.ui;
+    if (this.progress?.model !== this.model) this.progress = new LoadProgress(this.model);
+    this.progress.update(m);
     ui.load.hidden = false;
-    const [value, max] = progressValue(m);
-    if (value == null) {
-      ui.loadBar.removeAttribute("value");
+    const f = this.progress.fraction();
+    if (f == null) {
+      ui.loadBar.removeAttribute("value");  // indeterminate
     } else {
-      ui.loadBar.max = Math.max(1, max);
-      ui.loadBar.value = Math.min(value, max);
+      ui.loadBar.max = 1;
+      ui.loadBar.value = f;
     }
-    ui.loadText.textContent = progressText(m, this.model);
+    ui.loadText.textContent = this.progress.text();
     ui.loadText.title = ui.loadText.textContent;
-    ui.loadBar.dataset.phase = m.phase;
   }
 
   onReady(m) {
@@ -621,6 +652,7 @@ export class GPT2Widget extends HTMLElement {
         this.onReady(m);
         if (!this.run || this.run.done) this.setStatus("ready", this.readyText());
       } else if (m.type === "error") {
+        if (this.modelState?.state === "error") return;  // a `next` request said so already
         this.modelState = { model, state: "error" };
         this.ui.load.hidden = true;
         this.setStatus("error", `Could not load ${model}.`);
@@ -662,8 +694,9 @@ export class GPT2Widget extends HTMLElement {
         if (this.modelState?.state !== "ready") this.onReady({ model, config: null, backend: null });
         this.clearError();
         this.drawNext(prompt, m.tokens);
-        this.setStatus("ready", "Ready.");
+        this.setStatus("ready", this.readyText());
       } else if (m.type === "error") {
+        if (m.kind !== "prompt" && this.modelState?.state === "error") return;  // shown already (load)
         this.ui.load.hidden = true;
         if (m.kind === "prompt") {
           this.ui.prompt.setAttribute("aria-invalid", "true");
@@ -782,7 +815,8 @@ export class GPT2Widget extends HTMLElement {
         const stopped = m.reason === "stopped";
         this.setStatus(stopped ? "stopped" : "done",
           `${stopped ? "Stopped" : "Done"}: ${m.tokens} token${m.tokens === 1 ? "" : "s"}` +
-          (stopped ? "" : ` (${REASONS[m.reason] ?? m.reason})`) + (m.seed != null ? `, seed ${m.seed}.` : "."));
+          (stopped ? "" : ` (${REASONS[m.reason] ?? m.reason})`) +
+          (m.seed != null && r.params.temperature > 0 ? `, seed ${m.seed}.` : "."));  // greedy: no draws
         this.showCurrent();
         this.updateButtons();
         this.emit("gpt2-done", m);
