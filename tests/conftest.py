@@ -80,7 +80,7 @@ def _copy_model(weights: Path, src: str, name: str) -> Path:
 @pytest.fixture(scope="session")
 def weights_dir(tiny_checkpoint, tmp_path_factory) -> Path:
     """demo: the tiny model (fp32); int8: the same, quantized; corrupt: demo with one byte of a
-    shard changed; missing: demo with one shard gone."""
+    shard changed; missing: demo with one shard gone; shipped: the real weights/demo."""
     from gpt2web.host.convert import load_hf_checkpoint
     from gpt2web.weights import write_model
 
@@ -99,6 +99,9 @@ def weights_dir(tiny_checkpoint, tmp_path_factory) -> Path:
     missing = _copy_model(weights, "demo", "missing")
     (gone,) = missing.glob("h.1.*.bin")
     gone.unlink()
+
+    # The trained model the project ships (weights/demo), as the page serves it by default.
+    shutil.copytree(REPO / "weights" / "demo", weights / "shipped")
     return weights
 
 

@@ -338,6 +338,25 @@ def test_int8_model_runs_on_the_wasm_kernels_like_cpython(app, weights_dir):
     wait_ready(page)
 
 
+def test_shipped_model_writes_the_same_text_and_bars_as_cpython(app, weights_dir):
+    # The trained demo model (int8, on the WebAssembly kernels in the browser): a fixed prompt
+    # and seed give the same tokens as the CPython engine, and the bars the same probabilities.
+    reference = Engine.load(weights_dir / "shipped")
+    prompt = "And the LORD said unto Moses,"
+    steps, text = cpython_steps(reference, prompt=prompt, temperature=0.8, top_k=40, seed=2024, max_tokens=24)
+    answers = worker_request(app.page, {"type": "generate", "model": "shipped", "prompt": prompt,
+                                        "temperature": 0.8, "top_k": 40, "top_p": 1, "seed": 2024,
+                                        "max_tokens": 24, "candidates": 10})
+    assert answers[-1]["type"] == "done", answers[-1]
+    tokens = [m for m in answers if m["type"] == "token"]
+    assert [m["token_id"] for m in tokens] == [s["id"] for s in steps]
+    assert answers[-1]["text"] == text
+    for got, want in zip(tokens, steps):
+        assert [c["id"] for c in got["candidates"]] == [c["id"] for c in want["candidates"]]
+        assert [c["prob"] for c in got["candidates"]] == pytest.approx(
+            [c["prob"] for c in want["candidates"]], abs=1e-5)
+
+
 def test_int8_seeded_text_matches_cpython(app, weights_dir):
     # The browser multiplies int8 weights in the WebAssembly kernel, CPython in float32 BLAS:
     # logits differ in the last bits, and seeded draws must still agree (sampling.Sampler.draw).
