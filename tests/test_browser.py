@@ -166,7 +166,7 @@ def test_page_draws_before_python_is_ready(app):
     wait_ready(page)
     # The model list came from /models.json and "demo" is the default.
     options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
-    assert options == ["corrupt", "demo", "int8", "missing"]
+    assert options == ["corrupt", "demo", "int8", "missing", "shipped"]
     # Every step of the runtime and every shard was reported, to the byte.
     rows = page.eval_on_selector_all("#load-list progress", "ps => ps.map(p => [p.value, p.max])")
     assert rows and all(v == m for v, m in rows)
