@@ -67,7 +67,7 @@ export async function installKernels(pyodide, wasm = new URL("./int8.wasm", impo
     gemm_int8: ex.gemm_int8,
     pack_rows4x16: ex.pack_rows4x16,
     scratch_bytes: ex.scratch_bytes,
-    abi: 1, // bump when an exported signature changes; gpt2web.kernels checks it
+    abi: 2, // bump when an exported signature or the scratch size changes; gpt2web.kernels checks it
   };
   pyodide.registerJsModule(KERNELS_JS_MODULE, api);
   return { functions: Object.keys(api).filter((k) => typeof api[k] === "function"),
