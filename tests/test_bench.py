@@ -79,3 +79,12 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["bench", "--model", str(tmp_path / "nothing"), "--quick"]) == 2
     err = capsys.readouterr().err
     assert "gpt2web bench: error:" in err and "manifest.json" in err
+
+
+def test_cpython_side_alone_with_one_blas_thread(tiny_int8_dir):
+    result = bench.run_bench(str(tiny_int8_dir), quick=True, only="cpython", blas_threads=1, log=lambda m: None)
+    assert result["browser"] == {} and result["kernel"] is None
+    assert set(result["cpython"]) == set(bench.CPYTHON_KEYS)
+    assert all(v > 0 for v in result["cpython"].values())
+    assert result["machine"]["blas_threads"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert "threads: OPENBLAS_NUM_THREADS=1" in bench.format_table(result)

@@ -91,6 +91,7 @@ export async function load(model) {
     load_ms: t - t0, download_ms: downloadedAt === null ? null : downloadedAt - t0,
     shard_bytes: shardBytes, tokenizer_bytes: tokenizerBytes, cached,
     backend: message.backend, config: message.config, worker_ms: message.ms,
+    boot: message.boot ?? null,  // how Python started: "snapshot" or "plain"
   };
 }
 

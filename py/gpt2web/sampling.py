@@ -68,9 +68,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def ranked(logits: np.ndarray, n: int) -> np.ndarray:
-    """Ids of the n largest logits, largest first, ties by lower id."""
+    """Ids of the n largest logits, largest first, ties by lower id.
+
+    Runs for every generated token over all 50,257 logits: n = 1 (greedy) is an argmax, whose
+    first maximum is the lowest id, rather than a partition and a sort.
+    """
     x = np.asarray(logits)
     n = min(n, x.shape[0])
+    if n == 1:
+        return np.array([np.argmax(x)])
     if n < x.shape[0]:
         part = np.argpartition(-x, n - 1)[:n]
         # argpartition may cut through a tie at the boundary: add back all ties.
@@ -84,9 +90,9 @@ def ranked(logits: np.ndarray, n: int) -> np.ndarray:
 
 def sampling_distribution(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
     """The tokens that can be drawn, most likely first, and their probabilities (sum 1)."""
-    x = np.asarray(logits, dtype=np.float64)
     if params.temperature == 0:
-        return ranked(x, 1), np.ones(1)
+        return ranked(logits, 1), np.ones(1)
+    x = np.asarray(logits, dtype=np.float64)
     k = params.top_k or x.shape[0]
     ids = ranked(x, k)
     z = x[ids] / params.temperature
@@ -130,7 +136,13 @@ class Sampler:
         if len(ids) == 1:
             return int(ids[0])
         u = self.rng.random()
-        order = np.argsort(ids, kind="stable")
+        if ids.shape[0] == int(ids.max()) + 1:
+            # Every token (no top-k/top-p limit): ids is a permutation of 0..n-1, whose id order
+            # is its inverse permutation, the same as argsort's but without a 50,257-id sort.
+            order = np.empty_like(ids)
+            order[ids] = np.arange(ids.shape[0])
+        else:
+            order = np.argsort(ids, kind="stable")
         i = int(np.searchsorted(np.cumsum(probs[order]), u * probs.sum(), side="right"))
         return int(ids[order[min(i, len(ids) - 1)]])
 
@@ -142,13 +154,27 @@ class Sampler:
 
 def describe(logits: np.ndarray, chosen: int, ids: np.ndarray, probs: np.ndarray,
              n_candidates: int) -> Choice:
-    """The candidates view of one step: top tokens, model and sampling probabilities."""
-    x = np.asarray(logits, dtype=np.float64)
-    model_probs = softmax(x)
-    share = dict(zip(ids.tolist(), probs.tolist()))
-    top = ranked(x, max(n_candidates, 1)).tolist() if n_candidates > 0 else []
-    cands = [{"id": int(i), "prob": float(model_probs[i]), "sample_prob": float(share.get(i, 0.0)),
+    """The candidates view of one step: top tokens, model and sampling probabilities.
+
+    Runs for every generated token, so over the 50,257 logits it makes one exp pass and a few
+    comparisons (ranks and ordering use the logits as they come: widening float32 to float64
+    is exact, so the order is the same) and normalizes only the probabilities it shows.
+    """
+    raw = np.asarray(logits)
+    x = np.asarray(raw, dtype=np.float64)
+    e = np.exp(x - x.max())  # softmax numerators; the model's probability of i is e[i] / z
+    z = e.sum()
+    if ids.shape[0] > 256:  # e.g. no top-k limit: a dense table, not a 50,257-entry dict
+        dense = np.zeros(x.shape[0])
+        dense[ids] = probs
+        share = lambda i: float(dense[i])  # noqa: E731
+    else:
+        table = dict(zip(ids.tolist(), probs.tolist()))
+        share = lambda i: float(table.get(i, 0.0))  # noqa: E731
+    top = ranked(raw, max(n_candidates, 1)).tolist() if n_candidates > 0 else []
+    cands = [{"id": int(i), "prob": float(e[i] / z), "sample_prob": share(i),
               "chosen": int(i) == chosen} for i in top]
-    rank = int((x > x[chosen]).sum() + ((x == x[chosen]) & (np.arange(x.shape[0]) < chosen)).sum()) + 1
-    return Choice(id=chosen, prob=float(model_probs[chosen]), sample_prob=float(share.get(chosen, 0.0)),
+    # 1 + tokens with a higher logit + tokens with the same logit and a lower id.
+    rank = int((raw > raw[chosen]).sum() + (raw[:chosen] == raw[chosen]).sum()) + 1
+    return Choice(id=chosen, prob=float(e[chosen] / z), sample_prob=share(chosen),
                   candidates=cands, shown_mass=float(sum(c["prob"] for c in cands)), rank=rank)

@@ -21,7 +21,13 @@ Outside the browser the engine multiplies in float32 NumPy/BLAS (the int8 weight
 dequantized at load).
 
 Generations are greedy (temperature 0), with the page's default 10 candidates per token, on
-fixed prompts of an exact token count. Each figure is the median over `--runs` runs.
+fixed prompts of an exact token count. Each figure is the median over `--runs` runs (the peak
+memory: the largest). `--json` adds `details` (download time, median ms/token, the engine's own
+step time, every run's figures) next to the phase keys.
+
+CPython's BLAS uses every core by default; on a shared machine its threads can stall each
+other (measured here: 45 tokens/s idle, 4-5 when another process wanted a core).
+`--blas-threads N` runs the CPython side in a subprocess with N BLAS threads instead.
 
 The default model is GPT-2 small's shape (124M parameters) with random weights:
 `GPT2LMHeadModel(GPT2Config())` with torch seed 0, converted to int8. It is built once into
@@ -412,7 +418,7 @@ def _browser_run(browser, url: str, model: BenchModel, prompts: dict, plan: Plan
         "engine_step_ms_median": statistics.median(short["step_ms"][1 + plan.warmup_steps:] or [0]),
         "prefill_ms_128_in_engine": ttft128["prefill_ms"], "prefill_ms_ctx_in_engine": ctx["prefill_ms"],
         "stop_reasons": [short["reason"], ctx["reason"]],
-        "backend": load["backend"], "n_ctx": load["config"]["n_ctx"],
+        "backend": load["backend"], "boot": load.get("boot"), "n_ctx": load["config"]["n_ctx"],
     }
     if problems:
         log("  browser: " + "; ".join(problems[:5]))
@@ -495,6 +501,35 @@ def _cpython_phases(model: BenchModel, prompts: dict, plan: Plan, log) -> tuple[
     return runs, backend
 
 
+def _cpython_in_subprocess(model: BenchModel, prompts: dict, plan: Plan, blas_threads: int, log):
+    """The CPython phases in a fresh interpreter whose BLAS uses `blas_threads` threads (the
+    thread count is fixed when NumPy loads, and this process has loaded it already)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in [str(REPO_ROOT / "py"), os.environ.get("PYTHONPATH", "")] if p))
+    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(blas_threads)
+    job = json.dumps({"model": [model.name, str(model.model_dir), str(model.weights_dir), model.label],
+                      "prompts": prompts, "plan": asdict(plan)})
+    proc = subprocess.Popen([sys.executable, "-c", "from gpt2web.host.bench import _cpython_child; _cpython_child()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = proc.communicate(job)
+    for line in err.splitlines():
+        if line.startswith("cpython run "):
+            log(line)
+    if proc.returncode:
+        raise BenchError(f"the CPython phases failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+    answer = json.loads(out)
+    return answer["runs"], answer["backend"]
+
+
+def _cpython_child() -> None:
+    job = json.loads(sys.stdin.read())
+    model = BenchModel(job["model"][0], Path(job["model"][1]), Path(job["model"][2]), job["model"][3])
+    runs, backend = _cpython_phases(model, job["prompts"], Plan(**job["plan"]),
+                                    lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps({"runs": runs, "backend": backend}))
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -540,14 +575,22 @@ def format_table(result: dict) -> str:
                                     for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     out = [line(headers), "-|-".join("-" * w for w in widths)] + [line(r) for r in rows]
     m = result["machine"]
-    out += ["", f"kernel: {result['kernel']} (browser), {result['details'].get('cpython_backend') or '-'} (cpython); "
-            f"model: {result['model']['label']}",
+    boot = result["details"].get("browser_boot")
+    out += ["", f"kernel: {result['kernel'] or '-'} (browser), {result['details'].get('cpython_backend') or '-'} (cpython); "
+            f"Python boot in the browser: {boot or '?'}; model: {result['model']['label']}",
             f"{result['date']}; {m['cores']} cores ({m['cpu']}); {m.get('chromium') or 'Chromium ?'}; "
-            f"Pyodide {m.get('pyodide') or '?'}; Python {m['python']}; load average (1/5/15 min) "
+            f"Pyodide {m.get('pyodide') or '?'}; Python {m['python']}, {m.get('blas') or 'BLAS ?'} "
+            f"(threads: {_threads(m.get('blas_threads'))}); load average (1/5/15 min) "
             f"{_loads(m['load_avg_start'])} at the start, {_loads(m.get('load_avg_end'))} at the end",
             f"median of {result['settings']['runs']} run(s); greedy, {result['settings']['candidates']} candidates per "
             f"token; ✗ = misses the target"]
     return "\n".join(out)
+
+
+def _threads(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if k != "note") or "default"
+    return str(value or "default")
 
 
 def _loads(values) -> str:
@@ -579,15 +622,30 @@ def machine_info() -> dict:
         pass
     import numpy
 
+    blas = None
+    try:
+        dep = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{dep.get('name')} {dep.get('version')}".strip()
+    except Exception:  # noqa: BLE001 - older NumPy: not worth failing the bench over
+        pass
+    threads = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+               if k in os.environ}
     return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": mem, "os": platform.platform(),
-            "python": platform.python_version(), "numpy": numpy.__version__, "pyodide": pyodide,
-            "chromium": _chromium_version(), "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+            "python": platform.python_version(), "numpy": numpy.__version__, "blas": blas,
+            "blas_threads": threads or "default", "pyodide": pyodide, "chromium": _chromium_version(),
+            "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def run_bench(model: str | None = None, runs: int | None = None, quick: bool = False,
-              only: str | None = None, log=print) -> dict:
-    """Run the benchmark; return the result dict (see the module docstring for the keys)."""
+              only: str | None = None, blas_threads: int | None = None, log=print) -> dict:
+    """Run the benchmark; return the result dict (see the module docstring for the keys).
+
+    `blas_threads`: run the CPython phases in a subprocess whose BLAS uses that many threads
+    (default: this process, BLAS as configured; on a busy machine one thread can be far faster).
+    """
     plan = QUICK if quick else FULL
+    if blas_threads is not None and blas_threads < 1:
+        raise BenchError(f"--blas-threads must be at least 1, got {blas_threads}")
     if runs is not None:
         if runs < 1:
             raise BenchError(f"--runs must be at least 1, got {runs}")
@@ -610,8 +668,14 @@ def run_bench(model: str | None = None, runs: int | None = None, quick: bool = F
             kernel = browser_runs[0]["backend"]
         if only in (None, "cpython"):
             log(f"cpython: {plan.runs} run(s) of {bm.model_dir}")
-            cpython_runs, cpython_backend = _cpython_phases(bm, prompts, plan, log)
+            if blas_threads is None:
+                cpython_runs, cpython_backend = _cpython_phases(bm, prompts, plan, log)
+            else:
+                cpython_runs, cpython_backend = _cpython_in_subprocess(bm, prompts, plan, blas_threads, log)
     machine["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    if blas_threads is not None:
+        machine["blas_threads"] = {"OPENBLAS_NUM_THREADS": str(blas_threads), "OMP_NUM_THREADS": str(blas_threads),
+                                   "MKL_NUM_THREADS": str(blas_threads), "note": "set by --blas-threads"}
     if version and not machine["chromium"]:
         machine["chromium"] = f"Chromium {version}"
     browser = {k: _median(browser_runs, k) for k in BROWSER_KEYS} if browser_runs else {}
@@ -626,6 +690,7 @@ def run_bench(model: str | None = None, runs: int | None = None, quick: bool = F
         "cpython": {k: _median(cpython_runs, k) for k in ("decode_ms_median", "decode_ms_p90_ctx512")}
         if cpython_runs else {},
         "cpython_backend": cpython_backend,
+        "browser_boot": browser_runs[0].get("boot") if browser_runs else None,
         "browser_runs": browser_runs,
         "cpython_runs": cpython_runs,
     }

@@ -136,7 +136,7 @@ def cmd_export(args) -> None:
 def cmd_bench(args) -> None:
     from .bench import format_table, run_bench
 
-    result = run_bench(args.model, runs=args.runs, quick=args.quick, only=args.only,
+    result = run_bench(args.model, runs=args.runs, quick=args.quick, only=args.only, blas_threads=args.blas_threads,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1, ensure_ascii=False) if args.json else format_table(result))
 
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=None, help="runs per figure, the median is shown (default 3; --quick: 1)")
     p.add_argument("--quick", action="store_true", help="fewer tokens and runs: a smoke test")
     p.add_argument("--only", choices=["browser", "cpython"], help="run one side only")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="CPython side: run it in a subprocess with this many BLAS threads (default: as configured)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench)
 
