@@ -3,7 +3,7 @@
 
 import { GPT2Client } from "./client.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
-import { readSettings } from "./settings.js";
+import { ERROR_TITLES, REASONS, readSettings } from "./settings.js";
 import { LoadView } from "./progress.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,21 +13,6 @@ const ui = {
   genText: document.querySelector("#text .gen-text"), tokens: $("tokens"), bars: $("bars"),
   other: $("other"), outside: $("chosen-outside"), candTitle: $("cand-title"), candNote: $("cand-note"), status: $("status"),
   error: $("error"),
-};
-
-const REASONS = {
-  eot: "the model wrote <|endoftext|>",
-  max_tokens: "max tokens reached",
-  context_full: "the context window is full",
-  evicted: "too many step sessions were open",
-};
-
-const ERROR_TITLES = {
-  prompt: "Prompt problem",
-  params: "Setting problem",
-  shard: "Model file problem",
-  runtime: "The Python runtime failed",
-  memory: "Out of memory",
 };
 
 const client = GPT2Client.shared(new URL("worker.js", import.meta.url));

@@ -33,29 +33,13 @@
 import { GPT2Client } from "./client.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { formatBytes } from "./progress.js";
+import { ERROR_TITLES, MAX_NEW_TOKENS, REASONS, checkSettings } from "./settings.js";
 
 const WORKER_URL = new URL("worker.js", import.meta.url);
-const MAX_NEW_TOKENS = 1024;
-const MAX_SEED = (1n << 63n) - 1n;
 
 const DEFAULTS = {
   model: "demo", prompt: "In the beginning", mode: "generate", "max-tokens": "20", temperature: "1",
   "top-k": "40", "top-p": "1", seed: "", candidates: "5",
-};
-
-const REASONS = {
-  eot: "the model wrote <|endoftext|>",
-  max_tokens: "max tokens reached",
-  context_full: "the context window is full",
-  evicted: "too many step sessions were open",
-};
-
-const ERROR_TITLES = {
-  prompt: "Prompt problem",
-  params: "Setting problem",
-  shard: "Model file problem",
-  runtime: "The Python runtime failed",
-  memory: "Out of memory",
 };
 
 const BACKENDS = {
@@ -899,39 +883,9 @@ export class GPT2Widget extends HTMLElement {
   }
 }
 
-/** Check the widget's prompt and settings like the main page does (settings.js). */
+/** Check the widget's prompt and settings with the main page's rules (settings.js). */
 function readParams(ui, model, candidates) {
-  const prompt = ui.prompt.value;
-  if (prompt === "") return { error: "The prompt is empty: type some text to continue.", field: "prompt" };
-  const f = ui.fields;
-  const number = (key, name) => {
-    const text = f[key].value.trim();
-    const x = Number(text);
-    return text === "" || !Number.isFinite(x) ? { error: `${name} must be a number.`, field: key } : { x };
-  };
-  const t = number("temperature", "Temperature");
-  if (t.error) return t;
-  if (t.x < 0 || t.x > 10) return { error: "Temperature must be between 0 and 10 (0 = greedy).", field: "temperature" };
-  const k = number("top_k", "Top-k");
-  if (k.error) return k;
-  if (!Number.isInteger(k.x) || k.x < 0) return { error: "Top-k must be a whole number ≥ 0 (0 = no limit).", field: "top_k" };
-  const p = number("top_p", "Top-p");
-  if (p.error) return p;
-  if (!(p.x > 0 && p.x <= 1)) return { error: "Top-p must be more than 0 and at most 1 (1 = no limit).", field: "top_p" };
-  const seedText = f.seed.value.trim();
-  let seed = null;
-  if (seedText !== "") {
-    if (!/^\d+$/.test(seedText) || BigInt(seedText) > MAX_SEED) {
-      return { error: "Seed must be a whole number from 0 to 2^63−1, or empty for a random one.", field: "seed" };
-    }
-    seed = BigInt(seedText) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seedText) : seedText;
-  }
-  const m = number("max_tokens", "Max tokens");
-  if (m.error) return m;
-  if (!Number.isInteger(m.x) || m.x < 1 || m.x > MAX_NEW_TOKENS) {
-    return { error: `Max tokens must be a whole number from 1 to ${MAX_NEW_TOKENS}.`, field: "max_tokens" };
-  }
-  return { params: { model, prompt, temperature: t.x, top_k: k.x, top_p: p.x, seed, max_tokens: m.x, candidates } };
+  return checkSettings((key) => ui.fields[key].value, { model, prompt: ui.prompt.value, candidates });
 }
 
 // Loaded twice (two script tags, two URLs)? The first definition stays.
