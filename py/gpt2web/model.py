@@ -54,8 +54,13 @@ class GPT2Config:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    # GPT-2 uses the tanh approximation of GELU. (x * x * x, not x**3: Pyodide's pow is ~10x slower.)
-    return 0.5 * x * (1.0 + np.tanh(np.float32(math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * (x * x * x))))
+    # GPT-2 uses the tanh approximation of GELU: 0.5 x (1 + tanh(z)), z = sqrt(2/pi) (x + 0.044715 x^3).
+    # Since 1 + tanh(z) = 2 sigmoid(2z), that is x / (1 + exp(-2z)): the same function with one
+    # exp instead of tanh, measured ~1.6x faster in Pyodide. (x * x * x, not x**3: pow is slow there.)
+    # For very negative x, exp overflows to inf and the result is the right limit, -0.
+    z2 = np.float32(-2.0 * math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * (x * x * x))
+    with np.errstate(over="ignore"):
+        return x / (np.float32(1.0) + np.exp(z2))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
