@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Build the WebAssembly SIMD kernels: kernels/int8.c -> web/kernels/int8.wasm (committed).
+"""Build the WebAssembly SIMD kernels: kernels/int8.c + kernels/f32.c -> web/kernels/int8.wasm
+(committed; one module: the int8 matrix products and the float32 kernels around them).
 
 The build is reproducible: fixed flags, one pinned compiler (Debian clang + lld 14), no paths
 or dates in the output. Next to the binary, ``web/kernels/int8.wasm.json`` records what made it:
-the sha256 of the source, the flags, the compiler's version and the sha256 of the binary.
+the sha256 of each source, the flags, the compiler's version and the sha256 of the binary.
 
 Every build also checks that the module is safe to run on Pyodide's memory (it imports the
 interpreter's heap, so one stray write corrupts Python):
@@ -34,11 +35,11 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SOURCE = REPO_ROOT / "kernels" / "int8.c"
+SOURCES = (REPO_ROOT / "kernels" / "int8.c", REPO_ROOT / "kernels" / "f32.c")  # one folder
 OUT_DIR = REPO_ROOT / "web" / "kernels"
 WASM_NAME = "int8.wasm"
 RECORD_NAME = "int8.wasm.json"
-EXPORTS = ("gemm_int8", "pack_rows4x16", "scratch_bytes")
+EXPORTS = ("gemm_int8", "pack_rows4x16", "scratch_bytes", "layer_norm_f32", "gelu_f32", "attention_f32")
 CLANG = "clang"
 FLAGS = [
     "--target=wasm32", "-O3", "-msimd128",
@@ -143,7 +144,7 @@ def _function_bodies(body: bytes) -> list[bytes]:
     return out
 
 
-def check_module(wasm: bytes, wasm_path: Path | None = None) -> None:
+def check_module(wasm: bytes, wasm_path: Path | None = None, exports: tuple[str, ...] = EXPORTS) -> None:
     """Raise BuildError unless the module is safe to instantiate on Pyodide's memory."""
     secs = sections(wasm)
     ids = [sid for sid, _ in secs]
@@ -170,34 +171,41 @@ def check_module(wasm: bytes, wasm_path: Path | None = None) -> None:
             if b"\x23\x00" in fn or b"\x24\x00" in fn:
                 raise BuildError("a kernel may use the C stack (bytes of global.get/set 0 found; "
                                  "install wabt for a precise check with wasm-objdump)")
-    exports = _exports(body.get(7, b"\0"))
-    if sorted(exports) != sorted((name, 0) for name in EXPORTS):
-        raise BuildError(f"the module must export the functions {EXPORTS}, it exports {exports}")
+    found = _exports(body.get(7, b"\0"))
+    if sorted(found) != sorted((name, 0) for name in exports):
+        raise BuildError(f"the module must export the functions {exports}, it exports {found}")
 
 
 # --------------------------------------------------------------------------- build
 
 
-def compile_wasm(out_path: Path, source: Path = SOURCE, clang: str = CLANG) -> bytes:
+def compile_wasm(out_path: Path, source: Path | tuple[Path, ...] = SOURCES, clang: str = CLANG,
+                 exports: tuple[str, ...] = EXPORTS) -> bytes:
+    sources = (source,) if isinstance(source, Path) else tuple(source)
+    if len({s.parent for s in sources}) != 1:
+        raise BuildError("the kernel sources must sit in one folder")
     version = compiler_version(clang)
     if version is None:
         raise BuildError("clang and wasm-ld are needed to build the kernels "
                          "(Debian: apt-get install -y clang lld)")
     # Compile from inside the source folder with a relative name: no absolute path can leak
     # into the output.
-    cmd = [clang, *FLAGS, "-o", str(out_path.resolve()), source.name]
-    proc = subprocess.run(cmd, cwd=source.parent, capture_output=True, text=True)
+    cmd = [clang, *FLAGS, "-o", str(out_path.resolve()), *(s.name for s in sources)]
+    proc = subprocess.run(cmd, cwd=sources[0].parent, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
     wasm = out_path.read_bytes()
-    check_module(wasm, out_path)
+    check_module(wasm, out_path, exports)
     return wasm
 
 
-def record_for(wasm: bytes, source: Path = SOURCE, clang: str = CLANG) -> dict:
+def _source_hashes() -> dict[str, str]:
+    return {s.relative_to(REPO_ROOT).as_posix(): _sha256(s.read_bytes()) for s in SOURCES}
+
+
+def record_for(wasm: bytes, clang: str = CLANG) -> dict:
     return {
-        "source": source.relative_to(REPO_ROOT).as_posix(),
-        "source_sha256": _sha256(source.read_bytes()),
+        "sources": _source_hashes(),
         "compiler": compiler_version(clang),
         "flags": FLAGS,
         "exports": list(EXPORTS),
@@ -237,9 +245,9 @@ def recorded(out_dir: Path = OUT_DIR) -> dict:
 def check_record(out_dir: Path = OUT_DIR) -> list[str]:
     """Problems found without a compiler: the record against the source and the binary."""
     rec, problems = recorded(out_dir), []
-    if rec["source_sha256"] != _sha256(SOURCE.read_bytes()):
-        problems.append(f"{SOURCE.relative_to(REPO_ROOT)} changed since {WASM_NAME} was built: "
-                        "run python3 scripts/build_kernels.py")
+    if rec.get("sources") != _source_hashes():
+        problems.append(f"the sources ({', '.join(_source_hashes())}) changed since {WASM_NAME} was "
+                        "built: run python3 scripts/build_kernels.py")
     wasm_path = out_dir / WASM_NAME
     if not wasm_path.is_file():
         problems.append(f"{wasm_path} is missing: run python3 scripts/build_kernels.py")
@@ -259,14 +267,14 @@ def check(out_dir: Path = OUT_DIR) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         wasm = compile_wasm(Path(tmp) / WASM_NAME)
     if wasm != committed:
-        problems.append(f"rebuilding {SOURCE.relative_to(REPO_ROOT)} gives different bytes than the "
+        problems.append(f"rebuilding {', '.join(_source_hashes())} gives different bytes than the "
                         f"committed {WASM_NAME} (sha256 {_sha256(wasm)[:16]}... vs "
                         f"{_sha256(committed)[:16]}...): run python3 scripts/build_kernels.py")
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Build the int8 WebAssembly SIMD kernels.")
+    ap = argparse.ArgumentParser(description="Build the WebAssembly SIMD kernels.")
     ap.add_argument("--check", action="store_true",
                     help="rebuild in a temp dir and compare with the committed binary")
     args = ap.parse_args(argv)
@@ -285,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in problems:
                 print(f"error: {p}", file=sys.stderr)
             if not problems:
-                print(f"OK: web/kernels/{WASM_NAME} is the build of {rec['source']} "
+                print(f"OK: web/kernels/{WASM_NAME} is the build of {', '.join(rec['sources'])} "
                       f"(sha256 {rec['wasm_sha256'][:16]}...)")
             return 1 if problems else 0
         build()

@@ -37,7 +37,7 @@ from .weights import ROWS, ROWS4X16, QuantTensor, pack_rows4x16, unpack_rows4x16
 
 IN_BROWSER = sys.platform == "emscripten"
 JS_MODULE = "gpt2web_kernels"
-ABI = 2  # the `abi` field kernels.js registers; bumped when an exported signature or the scratch size changes
+ABI = 3  # the `abi` field kernels.js registers; bumped when an exported signature or the scratch size changes
 
 _LAYOUT_CODE = {ROWS: 0, ROWS4X16: 1}
 
@@ -221,4 +221,86 @@ def matmul_t_int8(x: np.ndarray, w: QuantTensor, bias: np.ndarray | None = None,
     # x, w, the bias, out and the scratch all stay referenced until the call returns.
     js.gemm_int8(T, n_in, n_out, _ptr(x), *w._args, 0 if bias is None else w.bias_ptr(bias),
                  _ptr(out), xq, xs)
+    return out
+
+
+# --------------------------------------------------------------------------- float32 kernels
+#
+# The rest of a step (kernels/f32.c), for the model to call instead of its NumPy functions
+# when `available()`: each mirrors one of model.py operation by operation and equals it to
+# float32 rounding (tests/test_kernels.py). One call replaces ~9 NumPy calls (layer norm) or
+# ~15 plus the Python around them (attention).
+
+
+def _need():
+    js = _js or _kernels()
+    if js is None:
+        raise RuntimeError("the WebAssembly kernels are not installed")
+    return js
+
+
+def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    """model.layer_norm over the last axis of x [T, C] -> a new float32 [T, C]."""
+    js = _need()
+    x, g, b = _f32(x), _f32(g), _f32(b)
+    C = x.shape[-1]
+    if g.shape != (C,) or b.shape != (C,):
+        raise ValueError(f"layer norm over {C} features needs g and b of shape ({C},)")
+    y = np.empty_like(x)
+    js.layer_norm_f32(x.size // C if C else 0, C, _ptr(x), _ptr(g), _ptr(b), float(eps), _ptr(y))
+    return y
+
+
+def gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """model.gelu, elementwise; `out` may be x itself (a C-contiguous float32 array)."""
+    js = _need()
+    x = _f32(x)
+    if out is None:
+        out = np.empty_like(x)
+    elif out.shape != x.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous float32 array shaped like x")
+    js.gelu_f32(x.size, _ptr(x), _ptr(out))
+    return out
+
+
+class _Floats:
+    """A float32 scratch buffer kept alive between calls, grown on demand."""
+
+    def __init__(self):
+        self.a = np.zeros(0, dtype=np.float32)
+
+    def get(self, n: int) -> np.ndarray:
+        if self.a.shape[0] < n:
+            self.a = np.zeros(max(n, 2 * self.a.shape[0], 1024), dtype=np.float32)
+        return self.a
+
+
+_scores = _Floats()
+
+
+def attention(qkv: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, start: int,
+              scale: float) -> np.ndarray:
+    """Causal self-attention of T new tokens over one layer's KV cache (GPT2.attention between
+    its two matrix products).
+
+    qkv [T, 3C] (q | k | v, heads side by side); k_cache, v_cache [H, n_ctx, D], C-contiguous
+    float32, positions < start filled. Writes the new keys and values at start .. start+T-1 and
+    returns softmax(q k^T * scale, causal) v as float32 [T, C].
+    """
+    js = _need()
+    qkv = _f32(qkv)
+    T = qkv.shape[0]
+    H, n_ctx, D = k_cache.shape
+    C = H * D
+    for c in (k_cache, v_cache):
+        if c.shape != (H, n_ctx, D) or c.dtype != np.float32 or not c.flags.c_contiguous:
+            raise ValueError("the caches must be C-contiguous float32 [H, n_ctx, D]")
+    if qkv.shape != (T, 3 * C):
+        raise ValueError(f"qkv must have shape (T, {3 * C}), it has {qkv.shape}")
+    if start < 0 or start + T > n_ctx:
+        raise ValueError(f"{T} tokens after {start} do not fit {n_ctx} positions")
+    out = np.empty((T, C), dtype=np.float32)
+    scores = _scores.get(n_ctx)
+    js.attention_f32(T, start, H, D, n_ctx, float(scale), _ptr(qkv), _ptr(k_cache), _ptr(v_cache),
+                     _ptr(out), _ptr(scores))
     return out

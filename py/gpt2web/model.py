@@ -7,7 +7,9 @@ tokens in a call, `L` the number of positions in the cache after it, `C` = n_emb
 
 Weights come as a dict shaped like the manifest (`h.3.attn.c_attn.w`, ...), matrices `[out, in]`.
 A matrix is either float32 or, in int8 mode, a `QuantTensor` multiplied by the int8 kernels
-(`kernels.py`: WebAssembly SIMD in the browser, NumPy elsewhere).
+(`kernels.py`: WebAssembly SIMD in the browser, NumPy elsewhere). When the WebAssembly kernels
+are installed, layer norm, GELU and the attention core also run there (`self.fast`); the NumPy
+functions below stay the reference they are tested against.
 """
 
 from __future__ import annotations
@@ -138,14 +140,18 @@ class GPT2:
     position table `wpe`, which is only ever looked up, still becomes float32. `int8=None`
     (the default) means: int8 when the WebAssembly kernels are installed, i.e. in a browser
     whose worker called installKernels; float32 NumPy otherwise (CPython, the reference).
+    `fast` (default: when the kernels are installed) runs layer norm, GELU and the attention
+    core in WebAssembly too; `GPT2(..., int8=False, fast=False)` is the pure NumPy reference.
     """
 
-    def __init__(self, config: GPT2Config, tensors: Mapping, int8: bool | None = None):
+    def __init__(self, config: GPT2Config, tensors: Mapping, int8: bool | None = None,
+                 fast: bool | None = None):
         self.config = config
         missing = [n for n in self.tensor_names() if n not in tensors]
         if missing:
             raise WeightsError(f"the model lacks {len(missing)} tensors, e.g. {missing[0]}")
         self.int8 = kernels.available() if int8 is None else bool(int8)
+        self.fast = kernels.available() if fast is None else bool(fast) and kernels.available()
         self.p = {n: self._param(n, tensors[n]) for n in self.tensor_names()}
         c = config
         expect = {"wte": (c.n_vocab, c.n_embd), "wpe": (c.n_ctx, c.n_embd)}
@@ -182,13 +188,17 @@ class GPT2:
         start = cache.length
         L = start + T
         qkv = linear(x, p[pre + "c_attn.w"], p[pre + "c_attn.b"])  # [T, C] -> [T, 3C]
+        scale = np.float32(1.0 / math.sqrt(D))
+        if self.fast:  # the same steps in one WebAssembly call (kernels/f32.c)
+            out = kernels.attention(qkv, cache.k[layer], cache.v[layer], start, scale)
+            return linear(out, p[pre + "c_proj.w"], p[pre + "c_proj.b"])
         q, k, v = (qkv[:, i * c.n_embd:(i + 1) * c.n_embd].reshape(T, H, D).transpose(1, 0, 2)
                    for i in range(3))  # 3 x [H, T, D]
         cache.k[layer, :, start:L] = k
         cache.v[layer, :, start:L] = v
         K = cache.k[layer, :, :L]  # [H, L, D]
         V = cache.v[layer, :, :L]
-        scores = (q @ K.transpose(0, 2, 1)) * np.float32(1.0 / math.sqrt(D))  # [H, T, L]
+        scores = (q @ K.transpose(0, 2, 1)) * scale  # [H, T, L]
         if T > 1:
             # Query t sits at position start + t and may not see positions after it.
             future = np.arange(L)[None, :] > (start + np.arange(T))[:, None]  # [T, L]
@@ -200,15 +210,20 @@ class GPT2:
     def mlp(self, x: np.ndarray, layer: int) -> np.ndarray:
         p = self.p
         pre = f"h.{layer}.mlp."
-        h = gelu(linear(x, p[pre + "c_fc.w"], p[pre + "c_fc.b"]))  # [T, C] -> [T, 4C]
+        h = linear(x, p[pre + "c_fc.w"], p[pre + "c_fc.b"])  # [T, C] -> [T, 4C]
+        h = kernels.gelu(h, out=h) if self.fast else gelu(h)
         return linear(h, p[pre + "c_proj.w"], p[pre + "c_proj.b"])  # [T, 4C] -> [T, C]
 
     def block(self, x: np.ndarray, layer: int, cache: KVCache) -> np.ndarray:
-        p, eps = self.p, self.config.layer_norm_epsilon
+        p, eps, ln = self.p, self.config.layer_norm_epsilon, self.layer_norm
         pre = f"h.{layer}."
-        x = x + self.attention(layer_norm(x, p[pre + "ln_1.g"], p[pre + "ln_1.b"], eps), layer, cache)
-        x = x + self.mlp(layer_norm(x, p[pre + "ln_2.g"], p[pre + "ln_2.b"], eps), layer)
+        x = x + self.attention(ln(x, p[pre + "ln_1.g"], p[pre + "ln_1.b"], eps), layer, cache)
+        x = x + self.mlp(ln(x, p[pre + "ln_2.g"], p[pre + "ln_2.b"], eps), layer)
         return x
+
+    @property
+    def layer_norm(self):
+        return kernels.layer_norm if self.fast else layer_norm
 
     def forward(self, ids, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """Run new tokens `ids` after what `cache` holds; advance the cache.
@@ -232,6 +247,6 @@ class GPT2:
         cache.length += T
         if not all_logits:
             x = x[-1:]
-        x = layer_norm(x, p["ln_f.g"], p["ln_f.b"], eps)
+        x = self.layer_norm(x, p["ln_f.g"], p["ln_f.b"], eps)
         logits = matmul_t(x, p["wte"])  # tied LM head: [T, C] -> [T, n_vocab]
         return logits if all_logits else logits[0]

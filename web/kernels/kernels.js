@@ -1,4 +1,5 @@
-// The int8 WebAssembly SIMD kernels (kernels/int8.c), installed into a running Pyodide.
+// The WebAssembly SIMD kernels (kernels/int8.c: int8 matrix products; kernels/f32.c: layer norm,
+// GELU, attention), installed into a running Pyodide.
 //
 //   import { installKernels } from "./kernels/kernels.js";
 //   const pyodide = await loadPyodide({ indexURL });
@@ -67,7 +68,10 @@ export async function installKernels(pyodide, wasm = new URL("./int8.wasm", impo
     gemm_int8: ex.gemm_int8,
     pack_rows4x16: ex.pack_rows4x16,
     scratch_bytes: ex.scratch_bytes,
-    abi: 2, // bump when an exported signature or the scratch size changes; gpt2web.kernels checks it
+    layer_norm_f32: ex.layer_norm_f32,
+    gelu_f32: ex.gelu_f32,
+    attention_f32: ex.attention_f32,
+    abi: 3, // bump when an exported signature or the scratch size changes; gpt2web.kernels checks it
   };
   pyodide.registerJsModule(KERNELS_JS_MODULE, api);
   return { functions: Object.keys(api).filter((k) => typeof api[k] === "function"),
