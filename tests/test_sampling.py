@@ -70,3 +70,32 @@ def test_candidates_view_sums_to_the_shown_mass():
 def test_invalid_settings_are_named(bad, match):
     with pytest.raises(SamplingError, match=match):
         SamplingParams(**bad).validate()
+
+
+def _full_ranking_distribution(logits, params):
+    """sampling_distribution as defined: rank every token, softmax, cut at top-k, then top-p."""
+    x = np.asarray(logits, dtype=np.float64)
+    ids = ranked(x, params.top_k or x.shape[0])
+    probs = np.exp(x[ids] / params.temperature - x[ids[0]] / params.temperature)
+    probs /= probs.sum()
+    if params.top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(probs), params.top_p - 1e-12)) + 1
+        ids, probs = ids[:keep], probs[:keep] / probs[:keep].sum()
+    return ids, probs
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 4.0, 12.0])
+@pytest.mark.parametrize("top_k", [0, 300, 5000])
+def test_top_p_search_ranks_only_what_it_needs_and_matches_a_full_ranking(scale, top_k):
+    # Flat and peaked distributions, ties at the top: the nucleus found by ranking 256, 2048,
+    # ... tokens is the one a full ranking gives.
+    r = np.random.default_rng(int(scale * 10) + top_k)
+    for temperature in (0.4, 1.0, 2.0):
+        for top_p in (0.01, 0.5, 0.9, 0.999):
+            x = (r.standard_normal(50257) * scale).astype(np.float32)
+            x[r.integers(0, 50257, 20)] = x.max()
+            params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p).validate()
+            ids, probs = sampling_distribution(x, params)
+            want_ids, want_probs = _full_ranking_distribution(x, params)
+            assert list(ids) == list(want_ids)
+            np.testing.assert_allclose(probs, want_probs, rtol=1e-12, atol=1e-15)
