@@ -163,11 +163,15 @@ INLINE void scores_row(const float *q, const float *k, int L, int D, float scale
         scores[j] = dot(q, k + j * D, D) * scale;
 }
 
+INLINE float max_nan(float a, float b) {  /* max, a NaN wins (as NumPy's max) */
+    return b > a || b != b ? b : a;
+}
+
 /* scores[0..L) <- softmax(scores[0..L)), as model.softmax: e = exp(s - max(s)), e / sum(e) */
 INLINE void softmax_row(float *scores, int L) {
     float m = scores[0];
     for (int j = 1; j < L; j++)
-        m = scores[j] > m || scores[j] != scores[j] ? scores[j] : m;
+        m = max_nan(m, scores[j]);
     const v128_t vm = wasm_f32x4_splat(m);
     v128_t s = wasm_f32x4_splat(0.0f);
     int j = 0;
@@ -257,4 +261,39 @@ void attention_f32(int T, int start, int H, int D, int n_ctx, float scale,
             weighted_sum(scores, v, L, D, out + t * C + h * D);
         }
     }
+}
+
+/* ------------------------------------------------------------------ softmax statistics */
+
+/* The softmax of n logits needs their largest value m and z = sum_i exp(x_i - m) (p_i =
+   exp(x_i - m) / z). Writes m to *max_out and returns z, summed in float64 (50,257 float32
+   terms summed in float32 could lose ~1e-4 of z; in float64 the sum is as good as the terms,
+   each within ~2 ulp of float32's exp). A NaN among the logits makes m, and z, NaN. */
+EXPORT("softmax_z_f32")
+double softmax_z_f32(int n, const float *x, float *max_out) {
+    if (n <= 0) {
+        *max_out = -__builtin_inff();
+        return 0.0;
+    }
+    v128_t vmax = wasm_f32x4_splat(-__builtin_inff());
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vmax = wasm_f32x4_max(vmax, wasm_v128_load(x + i));  /* NaN-propagating */
+    float m = max_nan(max_nan(wasm_f32x4_extract_lane(vmax, 0), wasm_f32x4_extract_lane(vmax, 1)),
+                      max_nan(wasm_f32x4_extract_lane(vmax, 2), wasm_f32x4_extract_lane(vmax, 3)));
+    for (; i < n; i++)
+        m = max_nan(m, x[i]);
+    *max_out = m;
+    const v128_t vm = wasm_f32x4_splat(m);
+    v128_t s0 = wasm_f64x2_splat(0.0), s1 = s0;
+    for (i = 0; i + 4 <= n; i += 4) {
+        const v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(x + i), vm));
+        s0 = wasm_f64x2_add(s0, wasm_f64x2_promote_low_f32x4(e));
+        s1 = wasm_f64x2_add(s1, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1)));
+    }
+    s0 = wasm_f64x2_add(s0, s1);
+    double z = wasm_f64x2_extract_lane(s0, 0) + wasm_f64x2_extract_lane(s0, 1);
+    for (; i < n; i++)
+        z += (double)exp1(x[i] - m);
+    return z;
 }

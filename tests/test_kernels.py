@@ -254,7 +254,7 @@ def pyodide_page(server_url):
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     page = PyodidePage(server_url)
     assert set(page.info["functions"]) == {"gemm_int8", "pack_rows4x16", "scratch_bytes",
-                                           "layer_norm_f32", "gelu_f32", "attention_f32"}
+                                           "layer_norm_f32", "gelu_f32", "attention_f32", "softmax_z_f32"}
     yield page
     page.close()
     assert not page.errors, page.errors
@@ -458,6 +458,21 @@ for H, D, n_ctx, start, T in ((12, 64, 64, 0, 16), (12, 64, 600, 480, 1), (2, 6,
                                 np.array_equal(caches[0].v[1, :, :L], caches[1].v[1, :, :L]))
 out["attention_err"] = worst
 
+# Softmax statistics over logits: the max exactly, z to float32 exp's precision.
+worst = 0.0
+for n in (1, 3, 7, 50257):
+    for scale in (0.1, 3.0, 30.0):
+        x = (rng.standard_normal(n) * scale).astype(np.float32)
+        m, z = kernels.softmax_z(x)
+        x64 = x.astype(np.float64)
+        out.setdefault("softmax_max_exact", True)
+        out["softmax_max_exact"] &= m == float(x64.max())
+        worst = max(worst, abs(z / np.exp(x64 - x64.max()).sum() - 1))
+out["softmax_z_err"] = worst
+x = rng.standard_normal(101).astype(np.float32)
+x[57] = np.nan
+out["softmax_nan"] = bool(np.isnan(kernels.softmax_z(x)).all())
+
 # No stray writes: guards around the output of every kernel, a bystander array.
 bystander = rng.integers(0, 255, size=1 << 20, dtype=np.uint8)
 before = int(bystander.astype(np.int64).sum())
@@ -483,6 +498,7 @@ def test_float32_kernels_match_numpy(pyodide_page):
     assert r["layer_norm_err"] < 1e-6, r
     assert r["gelu_err"] < 1e-6, r
     assert r["attention_err"] < 1e-5, r
+    assert r["softmax_z_err"] < 1e-6 and r["softmax_max_exact"] and r["softmax_nan"], r
     assert r["gelu_specials"] and r["gelu_in_place"] and r["caches_equal"] and r["no_stray_writes"], r
 
 

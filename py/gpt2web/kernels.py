@@ -304,3 +304,19 @@ def attention(qkv: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, start: 
     js.attention_f32(T, start, H, D, n_ctx, float(scale), _ptr(qkv), _ptr(k_cache), _ptr(v_cache),
                      _ptr(out), _ptr(scores))
     return out
+
+
+_max_out = np.zeros(1, dtype=np.float32)
+_max_out_ptr = None
+
+
+def softmax_z(logits: np.ndarray) -> tuple[float, float]:
+    """(m, z) for the softmax of a float32 vector: m = max(logits), z = sum(exp(logits - m)),
+    z summed in float64 (the kernel's exp is float32's, within a few ulp)."""
+    global _max_out_ptr
+    js = _need()
+    x = _f32(logits).reshape(-1)
+    if _max_out_ptr is None:
+        _max_out_ptr = _ptr(_max_out)
+    z = float(js.softmax_z_f32(x.shape[0], _ptr(x), _max_out_ptr))
+    return float(_max_out[0]), z

@@ -16,10 +16,13 @@ All arithmetic here is float64.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import kernels
 
 
 class SamplingError(ValueError):
@@ -65,6 +68,19 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
+
+
+def softmax_z(logits: np.ndarray) -> tuple[float, float]:
+    """(m, z): the largest logit and sum(exp(logits - m)), so that p_i = exp(logits_i - m) / z.
+
+    One pass over the 50,257 logits per generated token: in the browser a WebAssembly kernel
+    (~20x faster than NumPy there; float32 exp, summed in float64), else NumPy float64.
+    """
+    if kernels.available():
+        return kernels.softmax_z(logits)
+    x = np.asarray(logits, dtype=np.float64)
+    m = x.max()
+    return float(m), float(np.exp(x - m).sum())
 
 
 def ranked(logits: np.ndarray, n: int) -> np.ndarray:
@@ -182,11 +198,9 @@ def describe(logits: np.ndarray, chosen: int, ids: np.ndarray, probs: np.ndarray
     is exact, so the order is the same) and normalizes only the probabilities it shows.
     """
     raw = np.asarray(logits)
-    x = np.asarray(raw, dtype=np.float64)
-    e = np.exp(x - x.max())  # softmax numerators; the model's probability of i is e[i] / z
-    z = e.sum()
+    m, z = softmax_z(raw)  # the model's probability of i is exp(raw[i] - m) / z
     if ids.shape[0] > 256:  # e.g. no top-k limit: a dense table, not a 50,257-entry dict
-        dense = np.zeros(x.shape[0])
+        dense = np.zeros(raw.shape[0])
         dense[ids] = probs
         share = lambda i: float(dense[i])  # noqa: E731
     else:
@@ -200,11 +214,11 @@ def describe(logits: np.ndarray, chosen: int, ids: np.ndarray, probs: np.ndarray
         top = ids[:n_candidates].tolist()
     else:
         top = ranked(raw, n_candidates).tolist()
-    cands = [{"id": int(i), "prob": float(e[i] / z), "sample_prob": share(i),
+    cands = [{"id": int(i), "prob": math.exp(float(raw[i]) - m) / z, "sample_prob": share(i),
               "chosen": int(i) == chosen} for i in top]
     if chosen in top:  # the ranking's order is the rank's: higher logit first, ties by lower id
         rank = top.index(chosen) + 1
     else:  # 1 + tokens with a higher logit + tokens with the same logit and a lower id
         rank = int((raw > raw[chosen]).sum() + (raw[:chosen] == raw[chosen]).sum()) + 1
-    return Choice(id=chosen, prob=float(e[chosen] / z), sample_prob=share(chosen),
+    return Choice(id=chosen, prob=math.exp(float(raw[chosen]) - m) / z, sample_prob=share(chosen),
                   candidates=cands, shown_mass=float(sum(c["prob"] for c in cands)), rank=rank)

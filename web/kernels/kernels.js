@@ -71,6 +71,7 @@ export async function installKernels(pyodide, wasm = new URL("./int8.wasm", impo
     layer_norm_f32: ex.layer_norm_f32,
     gelu_f32: ex.gelu_f32,
     attention_f32: ex.attention_f32,
+    softmax_z_f32: ex.softmax_z_f32,
     abi: 3, // bump when an exported signature or the scratch size changes; gpt2web.kernels checks it
   };
   pyodide.registerJsModule(KERNELS_JS_MODULE, api);
