@@ -527,8 +527,30 @@ for shape, group in ((dict(n_vocab=1001, n_ctx=64, n_embd=64, n_layer=2, n_head=
     cache = fast.new_cache()
     steps = [fast.forward(ids[:30], cache)] + [fast.forward([t], cache) for t in ids[30:]]  # decode, T = 1
     pf, pr, ps = softmax(lf), softmax(lr), softmax(np.stack(steps))
+    # Two generations taking turns (as two widgets do): each cache sees only its own tokens.
+    ca, cb = fast.new_cache(), fast.new_cache()
+    fast.forward(ids[:7], ca)
+    fast.forward(ids[10:13], cb)
+    turns = [(fast.forward([t], ca), fast.forward([u], cb)) for t, u in zip(ids[7:10], ids[13:16])]
+    solo_a, solo_b = fast.new_cache(), fast.new_cache()
+    fast.forward(ids[:7], solo_a)
+    fast.forward(ids[10:13], solo_b)
+    solo = [(fast.forward([t], solo_a), fast.forward([u], solo_b)) for t, u in zip(ids[7:10], ids[13:16])]
+    interleaved_same = all(np.array_equal(x, y) for pair, other in zip(turns, solo) for x, y in zip(pair, other))
+    # Finished generations' caches are freed (nothing in the fast path keeps them).
+    import gc, weakref
+    refs = []
+    for _ in range(3):
+        c = fast.new_cache()
+        fast.forward(ids[:5], c)
+        refs.append(weakref.ref(c))
+        del c
+    del ca, cb, solo_a, solo_b
+    gc.collect()
+    caches_freed = all(r() is None for r in refs)
     report.append(dict(shape=shape, group=group, backend=fast.backend, ref_backend=ref.backend,
-                       runner=bool(fast._runner), 
+                       runner=bool(fast._runner), interleaved_same=interleaved_same, caches_freed=caches_freed,
+                       
                        packed=type(fast.p["h.0.mlp.c_fc.w"]).__name__ + ":" + getattr(fast.p["h.0.mlp.c_fc.w"], "layout", "-"),
                        prefill_dp=float(np.abs(pf - pr).max()), decode_dp=float(np.abs(ps - pr[29:]).max()),
                        logit_err=float(np.abs(lf - lr).max() / np.abs(lr).max()),
@@ -544,6 +566,7 @@ def test_model_through_kernels_matches_numpy(pyodide_page):
         print(f"\n{r}")
         assert r["backend"] == "wasm-simd128-int8" and r["ref_backend"] == "numpy-float32"
         assert r["runner"], r  # fast.Runner: every matrix is int8 in a layout the kernels take
+        assert r["interleaved_same"] and r["caches_freed"], r
         assert r["packed"].endswith(ROWS4X16) == (r["shape"]["n_embd"] % 16 == 0)
         # float32 rounding: measured ~1e-8 and ~5e-7 (the one-part int16 kernel: 1.3e-6, 8e-5)
         assert r["prefill_dp"] < 1e-7 and r["decode_dp"] < 1e-7, r

@@ -24,6 +24,9 @@ from . import kernels
 from .kernels import KernelWeights, _ptr
 
 
+KEEP_ARENA_T = 64  # an arena for up to this many tokens is kept for the next call
+
+
 class _Arena:
     """The activations of one forward pass of T tokens, in one block of float32."""
 
@@ -55,10 +58,9 @@ class Runner:
 
     def __init__(self, model):
         self.model = model
-        js = kernels._kernels()
+        js = self.js = kernels._kernels()
         self.gemm, self.ln, self.attend, self.gelu = (js.gemm_int8, js.layer_norm_f32, js.attention_f32,
                                                       js.gelu_f32)
-        self.scratch = js.scratch_bytes
         c, p = model.config, model.p
         self.C, self.H, self.D = c.n_embd, c.n_head, c.n_embd // c.n_head
         self.eps = float(c.layer_norm_epsilon)
@@ -85,32 +87,21 @@ class Runner:
             })
         self.ln_f = (vec("ln_f.g"), vec("ln_f.b"))
         self.head = mat("wte", None)
-        self.arena = None  # the arena of the last T used
-        self.scratch_for = {}  # T -> (xq, xs, their addresses): gemm_int8's scratch, T rows of <= 4C inputs
-        self.cache_ptrs = {}  # id(cache) -> (cache, k address, v address, bytes per layer)
+        self.arena = None  # the arena of the last T used (only small ones are kept, see forward)
 
     def _arena(self, T: int) -> _Arena:
         if self.arena is None or self.arena.arrays["x"].shape[0] != T:
             self.arena = _Arena(T, self.C, self.n_ctx)
         return self.arena
 
-    def _scratch(self, T: int) -> tuple[int, int]:
-        got = self.scratch_for.get(T)
+    @staticmethod
+    def _cache(cache) -> tuple[int, int, int]:
+        """The cache's k and v addresses and bytes per layer, kept on the cache itself (so that
+        the Runner holds no reference to a finished generation's cache)."""
+        got = getattr(cache, "_addresses", None)
         if got is None:
-            if len(self.scratch_for) > 8:  # prompts of many lengths: keep the memory bounded
-                self.scratch_for.clear()
-            xq = np.zeros(int(self.scratch(T, 4 * self.C)) // 2, dtype=np.int16)
-            xs = np.zeros(T, dtype=np.float32)
-            got = self.scratch_for[T] = (xq, xs, _ptr(xq), _ptr(xs))
-        return got[2:]
-
-    def _cache(self, cache) -> tuple[int, int, int]:
-        got = self.cache_ptrs.get(id(cache))
-        if got is None or got[0] is not cache:
-            if len(self.cache_ptrs) > 16:
-                self.cache_ptrs.clear()
-            got = self.cache_ptrs[id(cache)] = (cache, _ptr(cache.k), _ptr(cache.v), cache.k[0].nbytes)
-        return got[1:]
+            got = cache._addresses = (_ptr(cache.k), _ptr(cache.v), cache.k[0].nbytes)
+        return got
 
     def forward(self, ids: np.ndarray, cache, all_logits: bool) -> np.ndarray:
         """As GPT2.forward, after its checks: ids [T] int64 within the vocabulary, room in the cache."""
@@ -118,7 +109,7 @@ class Runner:
         T = ids.shape[0]
         a = self._arena(T)
         A, P = a.arrays, a.ptrs
-        xq, xs = self._scratch(T)
+        xq, xs = kernels._scratch.get(self.js, T, 4 * C)  # gemm_int8's, grown on demand, shared
         k0, v0, per_layer = self._cache(cache)
         start = cache.length
         n_ctx = cache.n_ctx
@@ -147,4 +138,6 @@ class Runner:
         w, _, n = self.head
         logits = np.empty((rows, n), dtype=np.float32)
         gemm(rows, C, n, P["h"], *w, 0, _ptr(logits), xq, xs)
+        if T > KEEP_ARENA_T:  # a long prompt's buffers (~34 KB a token for GPT-2 small) go now
+            self.arena = None
         return logits if all_logits else logits[0]

@@ -37,7 +37,7 @@ from .weights import ROWS, ROWS4X16, QuantTensor, pack_rows4x16, unpack_rows4x16
 
 IN_BROWSER = sys.platform == "emscripten"
 JS_MODULE = "gpt2web_kernels"
-ABI = 3  # the `abi` field kernels.js registers; bumped when an exported signature or the scratch size changes
+ABI = 4  # the `abi` field kernels.js registers; bumped when an exported signature or the scratch size changes
 
 _LAYOUT_CODE = {ROWS: 0, ROWS4X16: 1}
 

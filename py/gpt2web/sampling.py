@@ -76,7 +76,7 @@ def softmax_z(logits: np.ndarray) -> tuple[float, float]:
     One pass over the 50,257 logits per generated token: in the browser a WebAssembly kernel
     (~20x faster than NumPy there; float32 exp, summed in float64), else NumPy float64.
     """
-    if kernels.available():
+    if kernels.available() and getattr(logits, "dtype", None) == np.float32:
         return kernels.softmax_z(logits)
     x = np.asarray(logits, dtype=np.float64)
     m = x.max()
@@ -120,13 +120,18 @@ def sampling_distribution(logits: np.ndarray, params: SamplingParams) -> tuple[n
         e = np.exp((x - x.max()) / params.temperature)  # unnormalized probabilities
         total = e.sum() if k == x.shape[0] else e[ranked(raw, k)].sum()
         m = NUCLEUS_START
-        while m < k:
-            ids = ranked(raw, m)  # the top m are a prefix of the top k (same order)
-            if e[ids].sum() >= params.top_p * total:
+        while True:
+            if m >= k:
+                ids = ranked(raw, k)
                 break
+            # The mass of the top m needs only which tokens they are (tied tokens at the cut
+            # have the same e): a partition, no sort. Then rank them, and keep them if the cut
+            # below falls inside (the top m are a prefix of the top k, same order).
+            if e[np.argpartition(-raw, m - 1)[:m]].sum() >= params.top_p * total:
+                ids = ranked(raw, m)
+                if np.searchsorted(np.cumsum(e[ids] / total), params.top_p - 1e-12) < m:
+                    break
             m *= 8
-        else:
-            ids = ranked(raw, k)
         probs = e[ids] / total
     else:
         ids = ranked(raw, k)
