@@ -297,3 +297,45 @@ double softmax_z_f32(int n, const float *x, float *max_out) {
         z += (double)exp1(x[i] - m);
     return z;
 }
+
+/* ------------------------------------------------------------------ top k */
+
+/* The k largest of n floats, largest first, ties by lower index: ids[0..k) and their values
+   vals[0..k) (caller-owned, k entries each). NaN never counts. Returns how many were found
+   (k, unless fewer than k are not NaN). One pass in index order; a value enters the list only
+   if it beats the k-th, strictly (so among equal values the earlier index stays), and four at a
+   time are skipped with one comparison while none does. The work per entering value is O(k):
+   meant for small k (the candidates view, top-k sampling). */
+EXPORT("topk_f32")
+int topk_f32(int n, const float *x, int k, int32_t *ids, float *vals) {
+    if (k > n)
+        k = n;
+    if (k <= 0)
+        return 0;
+    int count = 0;
+    int i = 0;
+    for (;;) {
+        if (count == k) {  /* full: skip blocks of four that cannot enter */
+            const v128_t thr = wasm_f32x4_splat(vals[k - 1]);
+            while (i + 4 <= n && !wasm_v128_any_true(wasm_f32x4_gt(wasm_v128_load(x + i), thr)))
+                i += 4;
+        }
+        if (i >= n)
+            break;
+        const int end = i + 4 < n ? i + 4 : n;
+        for (; i < end; i++) {
+            const float v = x[i];
+            if (v != v || (count == k && !(v > vals[k - 1])))
+                continue;
+            int pos = count < k ? count++ : k - 1;
+            while (pos > 0 && vals[pos - 1] < v) {  /* equal values stay ahead: lower index first */
+                vals[pos] = vals[pos - 1];
+                ids[pos] = ids[pos - 1];
+                pos--;
+            }
+            vals[pos] = v;
+            ids[pos] = i;
+        }
+    }
+    return count;
+}

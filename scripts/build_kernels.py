@@ -40,7 +40,7 @@ OUT_DIR = REPO_ROOT / "web" / "kernels"
 WASM_NAME = "int8.wasm"
 RECORD_NAME = "int8.wasm.json"
 EXPORTS = ("gemm_int8", "pack_rows4x16", "scratch_bytes", "layer_norm_f32", "gelu_f32", "attention_f32",
-           "softmax_z_f32")
+           "softmax_z_f32", "topk_f32")
 CLANG = "clang"
 FLAGS = [
     "--target=wasm32", "-O3", "-msimd128",

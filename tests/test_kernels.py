@@ -254,7 +254,8 @@ def pyodide_page(server_url):
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     page = PyodidePage(server_url)
     assert set(page.info["functions"]) == {"gemm_int8", "pack_rows4x16", "scratch_bytes",
-                                           "layer_norm_f32", "gelu_f32", "attention_f32", "softmax_z_f32"}
+                                           "layer_norm_f32", "gelu_f32", "attention_f32", "softmax_z_f32",
+                                           "topk_f32"}
     yield page
     page.close()
     assert not page.errors, page.errors
@@ -473,6 +474,31 @@ x = rng.standard_normal(101).astype(np.float32)
 x[57] = np.nan
 out["softmax_nan"] = bool(np.isnan(kernels.softmax_z(x)).all())
 
+# Top k: the kernel's ids are sampling.ranked's NumPy ones (ties by lower id, -inf, odd n).
+from gpt2web import sampling
+mismatches = 0
+for n in (1, 2, 5, 7, 13, 1000, 50257):
+    for k in (2, 3, 10, 40, 128):
+        x = rng.standard_normal(n).astype(np.float32)
+        if n > 8:
+            x[rng.integers(0, n, n // 4)] = np.float32(1.5)  # many ties, some at the cut
+            x[rng.integers(0, n, 3)] = -np.inf
+        got = kernels.topk(x, k)
+        orig = kernels._js
+        try:
+            kernels._js = None  # the NumPy path of ranked (available() is False without _js)
+            avail = kernels.available
+            kernels.available = lambda: False
+            want = sampling.ranked(x, k)
+        finally:
+            kernels._js, kernels.available = orig, avail
+        mismatches += got is None or not np.array_equal(got, want)
+        mismatches += not np.array_equal(sampling.ranked(x, k), want)
+out["topk_mismatches"] = mismatches
+x = np.full(9, np.nan, np.float32)
+x[[2, 6]] = [1, 2]
+out["topk_nan"] = kernels.topk(x, 3) is None and list(kernels.topk(x, 2)) == [6, 2]
+
 # No stray writes: guards around the output of every kernel, a bystander array.
 bystander = rng.integers(0, 255, size=1 << 20, dtype=np.uint8)
 before = int(bystander.astype(np.int64).sum())
@@ -499,6 +525,7 @@ def test_float32_kernels_match_numpy(pyodide_page):
     assert r["gelu_err"] < 1e-6, r
     assert r["attention_err"] < 1e-5, r
     assert r["softmax_z_err"] < 1e-6 and r["softmax_max_exact"] and r["softmax_nan"], r
+    assert r["topk_mismatches"] == 0 and r["topk_nan"], r
     assert r["gelu_specials"] and r["gelu_in_place"] and r["caches_equal"] and r["no_stray_writes"], r
 
 

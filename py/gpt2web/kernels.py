@@ -37,7 +37,7 @@ from .weights import ROWS, ROWS4X16, QuantTensor, pack_rows4x16, unpack_rows4x16
 
 IN_BROWSER = sys.platform == "emscripten"
 JS_MODULE = "gpt2web_kernels"
-ABI = 4  # the `abi` field kernels.js registers; bumped when an exported signature or the scratch size changes
+ABI = 5  # the `abi` field kernels.js registers; bumped when an exported signature or the scratch size changes
 
 _LAYOUT_CODE = {ROWS: 0, ROWS4X16: 1}
 
@@ -320,3 +320,32 @@ def softmax_z(logits: np.ndarray) -> tuple[float, float]:
         _max_out_ptr = _ptr(_max_out)
     z = float(js.softmax_z_f32(x.shape[0], _ptr(x), _max_out_ptr))
     return float(_max_out[0]), z
+
+
+class _TopK:
+    """topk_f32's output buffers, kept alive and grown on demand."""
+
+    def __init__(self):
+        self.k = 0
+
+    def get(self, k: int) -> tuple[np.ndarray, int, int]:
+        if k > self.k:
+            self.k = max(k, 64)
+            self.ids = np.zeros(self.k, dtype=np.int32)
+            self.vals = np.zeros(self.k, dtype=np.float32)
+            self.ptrs = (_ptr(self.ids), _ptr(self.vals))
+        return self.ids, *self.ptrs
+
+
+_topk = _TopK()
+
+
+def topk(x: np.ndarray, k: int) -> np.ndarray | None:
+    """Ids of the k largest of a float32 vector, largest first, ties by lower id (as
+    sampling.ranked), or None when fewer than k of them are not NaN."""
+    js = _need()
+    x = _f32(x).reshape(-1)
+    k = min(int(k), x.shape[0])
+    ids, ids_ptr, vals_ptr = _topk.get(k)
+    found = int(js.topk_f32(x.shape[0], _ptr(x), k, ids_ptr, vals_ptr))
+    return ids[:k].astype(np.int64) if found == k else None

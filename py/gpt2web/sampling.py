@@ -83,6 +83,9 @@ def softmax_z(logits: np.ndarray) -> tuple[float, float]:
     return float(m), float(np.exp(x - m).sum())
 
 
+TOPK_KERNEL_MAX = 128  # ranked() uses the top-k kernel up to this n (its work grows with n)
+
+
 def ranked(logits: np.ndarray, n: int) -> np.ndarray:
     """Ids of the n largest logits, largest first, ties by lower id.
 
@@ -93,6 +96,10 @@ def ranked(logits: np.ndarray, n: int) -> np.ndarray:
     n = min(n, x.shape[0])
     if n == 1:
         return np.array([np.argmax(x)])
+    if n <= TOPK_KERNEL_MAX and x.dtype == np.float32 and x.ndim == 1 and kernels.available():
+        got = kernels.topk(x, n)  # one pass in WebAssembly (a partition here costs ~1 ms)
+        if got is not None:
+            return got
     if n < x.shape[0]:
         part = np.argpartition(-x, n - 1)[:n]
         # argpartition may cut through a tie at the boundary: add back all ties.

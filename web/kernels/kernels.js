@@ -72,7 +72,8 @@ export async function installKernels(pyodide, wasm = new URL("./int8.wasm", impo
     gelu_f32: ex.gelu_f32,
     attention_f32: ex.attention_f32,
     softmax_z_f32: ex.softmax_z_f32,
-    abi: 4, // bump when an exported signature or the scratch size changes; gpt2web.kernels checks it
+    topk_f32: ex.topk_f32,
+    abi: 5, // bump when an exported signature or the scratch size changes; gpt2web.kernels checks it
   };
   pyodide.registerJsModule(KERNELS_JS_MODULE, api);
   return { functions: Object.keys(api).filter((k) => typeof api[k] === "function"),
