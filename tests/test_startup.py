@@ -45,15 +45,20 @@ def test_page_pins_the_same_wasm_as_the_setup_step():
 
 
 def _fake_snapshot(folder: Path, **changes) -> Path:
-    """A snapshot.json + snapshot.bin that snapshot_problem accepts, with `changes` to the json."""
+    """A snapshot.json + snapshot.bin + numpy.tar.gz that snapshot_problem accepts, with
+    `changes` to the json."""
     import hashlib
 
     folder.mkdir(parents=True, exist_ok=True)
     data = b"\x1f\x8b not really a snapshot"
+    bundle = b"\x1f\x8b not really a bundle"
     (folder / "snapshot.bin").write_bytes(data)
+    (folder / "numpy.tar.gz").write_bytes(bundle)
     meta = {"format": 1, "wasm_sha256": CORE_SHA256["pyodide.asm.wasm"],
             "maker_sha256": setup_runtime.sha256_file(setup_runtime.MAKE_SNAPSHOT),
-            "file_sha256": hashlib.sha256(data).hexdigest(), "file_bytes": len(data), **changes}
+            "file_sha256": hashlib.sha256(data).hexdigest(), "file_bytes": len(data),
+            "numpy": {"file": "numpy.tar.gz", "file_sha256": hashlib.sha256(bundle).hexdigest(),
+                      "file_bytes": len(bundle)}, **changes}
     (folder / "snapshot.json").write_text(json.dumps(meta))
     return folder
 
@@ -67,6 +72,12 @@ def test_snapshot_problem_names_what_does_not_match(tmp_path):
     bad = _fake_snapshot(tmp_path / "d")
     (bad / "snapshot.bin").write_bytes(b"other bytes")
     assert "does not match" in snapshot_problem(bad)
+    assert "no numpy bundle" in snapshot_problem(_fake_snapshot(tmp_path / "e", numpy=None))
+    bad = _fake_snapshot(tmp_path / "f")
+    (bad / "numpy.tar.gz").write_bytes(b"other bytes")
+    assert snapshot_problem(bad) == "numpy.tar.gz does not match snapshot.json"
+    (bad / "numpy.tar.gz").unlink()
+    assert snapshot_problem(bad) == "numpy.tar.gz does not match snapshot.json"
 
 
 def test_matching_snapshot_is_left_alone(tmp_path, monkeypatch):
@@ -79,7 +90,7 @@ def test_without_node_the_setup_warns_and_removes_a_stale_snapshot(tmp_path, mon
     folder = _fake_snapshot(tmp_path / "rt", wasm_sha256="0" * 64)
     monkeypatch.setattr(setup_runtime.shutil, "which", lambda name: None)
     assert ensure_snapshot(folder, quiet=True) is False
-    assert not (folder / "snapshot.json").exists() and not (folder / "snapshot.bin").exists()
+    assert not any((folder / name).exists() for name in ("snapshot.json", "snapshot.bin", "numpy.tar.gz"))
     err = capsys.readouterr().err
     assert "warning: no interpreter snapshot (node not found)" in err and "plain way" in err
 
@@ -159,7 +170,12 @@ def test_page_boots_from_the_snapshot(browser, server, web_build, engine):
         assert info["fallback"] is None
         ms = info["ms"]
         assert 0 < ms["snapshot_image"] <= ms["interpreter"] <= ms["numpy"] <= ms["engine"] <= ms["total"], ms
+        assert ms["numpy_bundle"] <= ms["numpy_files"] <= ms["numpy"], ms
         assert sum(u.endswith("/runtime/snapshot.bin") for u in requests) == 1
+        # numpy came from the bundle, with its bytecode; its wheel was never downloaded.
+        assert info["numpy"] == "bundle" and info["numpy_fallback"] is None, info
+        assert sum(u.endswith("/runtime/numpy.tar.gz") for u in requests) == 1
+        assert not any(u.endswith(".whl") and "/runtime/" in u for u in requests), requests
         # The int8 kernels found Pyodide's memory in the restored interpreter.
         ready = _request(page, {"type": "load", "model": "int8"})[-1]
         assert ready["backend"] == "wasm-simd128-int8", ready
@@ -182,7 +198,9 @@ def _bad_snapshot(case: str, packed: bytes, meta: dict) -> tuple[dict, bytes]:
     # "refused-by-pyodide": passes every check of the page; Pyodide's restore throws.
     image = bytearray(gzip.decompress(packed))
     image[0] ^= 0xFF  # the snapshot's magic number
-    return {**meta, "snapshot_sha256": hashlib.sha256(image).hexdigest()}, gzip.compress(bytes(image), 1)
+    repacked = gzip.compress(bytes(image), 1)
+    return {**meta, "snapshot_sha256": hashlib.sha256(image).hexdigest(),
+            "file_sha256": hashlib.sha256(repacked).hexdigest(), "file_bytes": len(repacked)}, repacked
 
 
 @pytest.mark.browser
@@ -210,3 +228,140 @@ def test_bad_snapshot_falls_back_to_a_plain_start(browser, server, web_build, en
         _generates_like_cpython(page, engine)
     finally:
         context.close()
+
+
+def _tar_gz(files: dict[str, bytes], folders: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """(tar, gzip of it) holding `files` (and `folders`), as make_snapshot.mjs writes the
+    numpy bundle."""
+    import gzip
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in folders:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), gzip.compress(buf.getvalue(), 6)
+
+
+def _bad_bundle(case: str, web_build) -> tuple[dict, bytes]:
+    """(snapshot.json, numpy.tar.gz) to serve for `case`."""
+    import hashlib
+
+    runtime = web_build / "runtime"
+    meta = json.loads((runtime / "snapshot.json").read_text())
+    packed = (runtime / "numpy.tar.gz").read_bytes()
+    if case == "corrupt-bundle":  # a byte changed on the way
+        data = bytearray(packed)
+        data[len(data) // 2] ^= 0xFF
+        return meta, bytes(data)
+    if case == "other-wheel":  # made from another numpy wheel than the lock file pins
+        return {**meta, "numpy": {**meta["numpy"], "wheel_sha256": "0" * 64}}, packed
+    # "numpy-fails": passes every check of the page, but its numpy does not import.
+    tar, packed = _tar_gz({"numpy/__init__.py": b"raise ImportError('broken on purpose')\n"})
+    bundle = {**meta["numpy"], "tar_sha256": hashlib.sha256(tar).hexdigest(), "tar_bytes": len(tar),
+              "file_sha256": hashlib.sha256(packed).hexdigest(), "file_bytes": len(packed)}
+    return {**meta, "numpy": bundle}, packed
+
+
+@pytest.mark.browser
+@needs_browser
+@pytest.mark.parametrize("case, boot, reason", [
+    ("corrupt-bundle", "snapshot", "the numpy bundle is corrupt"),
+    ("other-wheel", "snapshot", "another wheel"),
+    ("numpy-fails", "plain", "broken on purpose"),
+])
+def test_bad_numpy_bundle_falls_back_to_the_wheel(browser, server, web_build, engine, case, boot, reason):
+    _snapshot_or_skip(web_build)
+    served_meta, served_bundle = _bad_bundle(case, web_build)
+    routes = [
+        ("**/runtime/snapshot.json", lambda route: route.fulfill(
+            status=200, body=json.dumps(served_meta), headers={"Content-Type": "application/json"})),
+        ("**/runtime/numpy.tar.gz", lambda route: route.fulfill(
+            status=200, body=served_bundle, headers={"Content-Type": "application/octet-stream"})),
+    ]
+    context, page, requests = _open(browser, server, routes)
+    try:
+        ready = _request(page, {"type": "load", "model": "demo"})[-1]
+        assert ready["type"] == "ready", ready
+        info = ready["boot_info"]
+        # A bundle that never made it into Python costs nothing else; one whose numpy fails
+        # also costs the restored interpreter (numpy may be half-imported in it).
+        assert info["boot"] == boot and info["numpy"] == "wheel", info
+        assert reason in info["numpy_fallback"], info
+        assert any(u.endswith(".whl") and "/runtime/numpy-" in u for u in requests), requests
+        _generates_like_cpython(page, engine)
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@needs_browser
+def test_image_that_fails_its_check_after_pyodide_took_it(browser, server, web_build, engine):
+    """Pyodide gets the image's buffer before the image is in (it compiles meanwhile): an
+    image that fails its check only then must still never be restored. Served inflated (as
+    with Content-Encoding: gzip) with one byte changed: the buffer fills up completely, and
+    only the sha256 check can tell."""
+    import gzip
+
+    packed, meta = _snapshot_or_skip(web_build)
+    data = bytearray(gzip.decompress(packed))
+    data[len(data) // 2] ^= 0xFF
+
+    def slow_image(route):
+        route.request.frame.page.wait_for_timeout(2500)  # well after Pyodide has asked for it
+        route.fulfill(status=200, body=bytes(data), headers={"Content-Type": "application/octet-stream"})
+
+    context, page, _ = _open(browser, server, [("**/runtime/snapshot.bin", slow_image)])
+    try:
+        ready = _request(page, {"type": "load", "model": "demo"})[-1]
+        assert ready["type"] == "ready", ready
+        info = ready["boot_info"]
+        assert info["boot"] == "plain", info
+        assert "the image is corrupt" in info["fallback"], info
+        # The failure was found while Pyodide waited in its fsInit hook, not before it asked.
+        assert info["ms"]["snapshot_wanted"] <= info["ms"]["wasm_ready"] <= info["ms"]["interpreter"], info
+        _generates_like_cpython(page, engine)
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------- untar (Node)
+
+
+def test_untar_reads_what_make_snapshot_writes(tmp_path):
+    """web/runtime.js's tar reader, under Node, on archives from Python's tarfile (USTAR)."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not installed")
+    long_name = "numpy/" + "/".join(["deep" * 6] * 6) + "/module.cpython-312.pyc"  # > 100 chars
+    assert 100 < len(long_name) < 250
+    files = {"numpy/__init__.py": b"x = 1\n", long_name: bytes(range(256)) * 3, "numpy/empty.txt": b""}
+    good, _ = _tar_gz(files, folders=("numpy", "numpy/sub"))
+    escaping, _ = _tar_gz({"numpy/../../etc/passwd": b"no"})
+    (tmp_path / "good.tar").write_bytes(good)
+    (tmp_path / "escaping.tar").write_bytes(escaping)
+    script = """
+        const fs = await import("node:fs");
+        const { untar } = await import(process.argv[1]);
+        const read = (name) => new Uint8Array(fs.readFileSync(process.argv[2] + "/" + name));
+        const files = untar(read("good.tar")).map(({ path, bytes }) => [path, Buffer.from(bytes).toString("hex")]);
+        let refused = null;
+        try { untar(read("escaping.tar")); } catch (e) { refused = e.message; }
+        console.log(JSON.stringify({ files, refused }));
+    """
+    out = subprocess.run([node, "--input-type=module", "-e", script, (REPO / "web" / "runtime.js").as_uri(),
+                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert dict(result["files"]) == {name: data.hex() for name, data in files.items()}
+    assert "refusing the path" in result["refused"]

@@ -29,9 +29,12 @@ async function fetchManifest(name, url) {
   return { manifest, text };
 }
 
-/** Bytes from the cache, else from the network: {bytes, cached}. onBytes(loaded, cached, done). */
-async function getFile(cache, key, url, { what, expected, signal, onBytes }) {
-  const hit = await cache.get(key);
+/**
+ * Bytes from the cache, else from the network: {bytes, cached}. onBytes(loaded, cached, done).
+ * `lookup`: the cache lookup of `key` if already started.
+ */
+async function getFile(cache, key, url, { what, expected, signal, onBytes }, lookup = cache.get(key)) {
+  const hit = await lookup;
   if (hit) {
     onBytes(hit.length, true, true);
     return { bytes: hit, cached: true };
@@ -110,6 +113,10 @@ export async function loadModel({ name, base, runtime, progress }) {
   added.catch(fail);
 
   const modelTotal = shards.reduce((sum, s) => sum + s.bytes, 0);
+  // Every cache lookup at once: read one after the other, they would each wait for this
+  // thread, which the runtime's start keeps busy, and the last ones would hold up the model.
+  // (Downloads stay one at a time, in order.)
+  const lookups = shards.map((info) => cache.get(new URL(info.file, manifestURL).href));
   let before = 0;  // bytes of the shards already downloaded
   try {
     for (let i = 0; i < shards.length && !failure; i++) {
@@ -121,7 +128,7 @@ export async function loadModel({ name, base, runtime, progress }) {
         cached, model_loaded: start + loaded, model_total: modelTotal,
       });
       const opts = { what: `shard ${info.file}`, expected: info.bytes, signal: controller.signal, onBytes };
-      const got = await getFile(cache, url.href, url, opts);
+      const got = await getFile(cache, url.href, url, opts, lookups[i]);
       before += info.bytes;
       added = added.then(async () => {
         const { bridge } = await runtime;

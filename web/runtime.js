@@ -2,22 +2,36 @@
 //
 // Every URL is resolved against `base` (the folder holding worker.js), never against the
 // page, so the worker also works when a page on another origin embeds the widget.
-// NumPy and the engine are unpacked straight into site-packages rather than installed
-// with loadPackage/micropip: same files, measured ~1 s faster (docs: shared/runtime-sources).
-// Both wheels are downloaded while the interpreter starts, and checked against their
-// published sha256 (pyodide-lock.json, wheels/index.json) before use.
+// Wheels are unpacked straight into site-packages rather than installed with
+// loadPackage/micropip: same files, measured ~1 s faster (docs: shared/runtime-sources).
+// Everything is downloaded while the interpreter starts, and checked against its published
+// sha256 (pyodide-lock.json, wheels/index.json, snapshot.json) before use.
 //
 // Memory snapshot: when the set-up step has built runtime/snapshot.bin (an image of the
 // interpreter right after its start, scripts/make_snapshot.mjs), the interpreter is restored
-// from it instead of being started. Measured (Chromium worker, busy 2-core machine): Python up
-// at ~1.1 s instead of ~3.3 s, ready with NumPy and the engine at ~2.6 s instead of ~4.2 s
-// (right after a restore Python runs slower for a while: V8 is still compiling Pyodide's wasm
-// in the background, which a plain start has done during its own boot). The image only fits
-// the exact pyodide.asm.wasm it was made from: snapshot.json must name the wasm this page
-// pins, the inflated image must have the sha256 snapshot.json gives, and Pyodide checks its
-// build id.
+// from it instead of being started. Pyodide gets the image's buffer as soon as snapshot.json
+// gives its size and compiles pyodide.asm.wasm (the longest step of a restore) while the image
+// downloads and inflates into it; the image is checked before Pyodide copies it in. The image
+// only fits the exact pyodide.asm.wasm it was made from: snapshot.json must name the wasm this
+// page pins, the image must have the sha256 snapshot.json gives, and Pyodide checks its build id.
+//
+// NumPy bundle: the same set-up step writes runtime/numpy.tar.gz, the numpy wheel's files plus
+// their bytecode, compiled by the same interpreter (the wheel ships none: Python would compile
+// numpy's ~80 modules on every page load). The worker inflates it while the interpreter starts
+// and writes the files from JavaScript, and numpy imports without compiling anything. It is
+// used only if it was made from the wheel pyodide-lock.json pins; else that wheel is unpacked.
+//
+// Measured (headless Chromium, busy 2-core machine, median of 7, a persistent browser profile
+// as a reader has: scripts/measure_startup.py --persistent): on a repeat visit, numpy is
+// imported at ~1.05 s instead of ~1.7 s, everything is ready at ~1.1 s instead of ~1.7 s, and
+// the first candidate bars show ~1.6 s after the page opens instead of ~2.15 s; on a first
+// visit, ready at ~1.65 s / bars at ~2.5 s instead of ~2.1 s / ~2.95 s. Right after a restore,
+// Python runs 2-4x slower for about a second (V8 runs Pyodide's wasm on its baseline tier
+// until optimised code is ready; its code cache only holds what was hot on earlier visits):
+// every step left to Python early on costs more than it would later.
 // Any failure (no snapshot, a mismatch, a broken download, a restore or a later set-up step
-// that fails) means a plain start, with the reason logged and reported (`boot`, `bootInfo`).
+// that fails) means a plain start with the numpy wheel (ready at ~3.3 s, measured off the
+// record), with the reason logged and reported (`boot`, `bootInfo`).
 
 import { WorkerError, fetchBytes, sha256Hex } from "./download.js";
 
@@ -79,52 +93,156 @@ async function fetchSnapshotMeta(runtimeURL) {
     throw new NoSnapshot(`the snapshot was made from another pyodide.asm.wasm ` +
       `(${String(meta.wasm_sha256).slice(0, 12)}..., this page pins ${PYODIDE_WASM_SHA256.slice(0, 12)}...)`);
   }
-  if (!/^[0-9a-f]{64}$/.test(meta.snapshot_sha256 ?? "") || !(meta.snapshot_bytes > 0)) {
+  if (!/^[0-9a-f]{64}$/.test(meta.snapshot_sha256 ?? "") || !/^[0-9a-f]{64}$/.test(meta.file_sha256 ?? "") ||
+      !(meta.snapshot_bytes > 0)) {
     throw new NoSnapshot("snapshot.json gives no sha256 or size for the image");
   }
   return meta;
 }
 
-/** Gunzip `bytes` into one buffer of `size` bytes (the size snapshot.json announces). */
-async function inflate(bytes, size) {
+/** Gunzip `bytes` into `out` (a new buffer if not given), of `size` bytes (as snapshot.json says). */
+async function inflate(bytes, size, out = new Uint8Array(size)) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   const reader = stream.getReader();
-  const out = new Uint8Array(size);
   let n = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    if (n + value.length > size) throw new NoSnapshot(`the image inflates to more than ${size} bytes`);
+    if (n + value.length > size) throw new Error(`it inflates to more than ${size} bytes`);
     out.set(value, n);
     n += value.length;
   }
-  if (n !== size) throw new NoSnapshot(`the image inflates to ${n} bytes, snapshot.json says ${size}`);
+  if (n !== size) throw new Error(`it inflates to ${n} bytes, snapshot.json says ${size}`);
   return out;
 }
 
-/** The verified image (Uint8Array) described by `meta`; throws NoSnapshot otherwise. */
-async function snapshotImage(url, meta, signal) {
-  let bytes;
-  try {
-    bytes = await fetchBytes(url, { kind: "runtime", what: "the interpreter snapshot", signal });
-  } catch (e) {
-    throw new NoSnapshot(e.message);
-  }
-  // gzip magic: inflate here. Without it, a server that sent the file with Content-Encoding:
-  // gzip has had the browser inflate it already.
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = await inflate(bytes, meta.snapshot_bytes);
-    } catch (e) {
-      throw e instanceof NoSnapshot ? e : new NoSnapshot(`could not inflate the image: ${e.message}`);
+/** fetchBytes for the snapshot's files: a failure is a NoSnapshot. */
+function download(url, what, signal) {
+  return fetchBytes(url, { kind: "runtime", what, signal }).catch((e) => { throw new NoSnapshot(e.message); });
+}
+
+/**
+ * The bytes of `download`, inflated and checked; throws NoSnapshot. From snapshot.json:
+ * `size` and `sha256` of the inflated bytes, `fileSha256` of the gzip file as served; `into`:
+ * the buffer to inflate into (optional). A gzip file is checked as it is, while it inflates
+ * (4x fewer bytes to hash; gzip's own CRC-32 and length check the inflating). Without the
+ * gzip magic, a server that sent the file with Content-Encoding: gzip has had the browser
+ * inflate it: the inflated bytes are checked.
+ */
+async function verifiedFile(download, { size, sha256, fileSha256, into }, what) {
+  const bytes = await download;
+  const gzip = bytes[0] === 0x1f && bytes[1] === 0x8b;
+  const want = gzip ? fileSha256 : sha256;
+  const hash = sha256Hex(bytes);  // runs off this thread
+  const checked = async () => {
+    const actual = await hash;
+    if (actual !== want) {
+      throw new NoSnapshot(`${what} is corrupt: sha256 ${actual.slice(0, 12)}..., ` +
+        `snapshot.json says ${String(want).slice(0, 12)}...`);
     }
+  };
+  let inflated = bytes;
+  if (gzip) {
+    try {
+      inflated = await inflate(bytes, size, into);
+    } catch (e) {
+      await checked();  // a corrupt download is the likelier reason: say so first
+      throw new NoSnapshot(`could not inflate ${what}: ${e.message}`);
+    }
+  } else if (bytes.length !== size) {
+    throw new NoSnapshot(`${what} has ${bytes.length} bytes, snapshot.json says ${size}`);
+  } else if (into) {
+    inflated = into;
+    into.set(bytes);
   }
-  const actual = await sha256Hex(bytes);
-  if (actual !== meta.snapshot_sha256) {
-    throw new NoSnapshot(`the image is corrupt: sha256 ${actual.slice(0, 12)}..., ` +
-      `snapshot.json says ${meta.snapshot_sha256.slice(0, 12)}...`);
+  await checked();
+  return inflated;
+}
+
+/**
+ * The snapshot image at `url`: downloaded at once, inflated into a buffer made as soon as
+ * snapshotMeta gives its size, and checked. {buffer: promise of that buffer (before it is
+ * filled), image: promise of the same buffer, complete and checked (or NoSnapshot)}.
+ */
+function snapshotImage(url, snapshotMeta, signal) {
+  const file = download(url, "the image", signal);
+  const buffer = snapshotMeta.then((meta) => new Uint8Array(meta.snapshot_bytes));
+  const image = Promise.all([snapshotMeta, buffer]).then(([meta, into]) => verifiedFile(file,
+    { size: meta.snapshot_bytes, sha256: meta.snapshot_sha256, fileSha256: meta.file_sha256, into }, "the image"));
+  return { buffer, image };
+}
+
+/**
+ * The regular files of an uncompressed ustar archive, as [{path, bytes}] (`bytes` are views
+ * into `tar`, not copies). Paths must be relative and stay below the folder they go to.
+ */
+export function untar(tar) {
+  const files = [];
+  const decoder = new TextDecoder();
+  const field = (at, length) => {
+    const raw = tar.subarray(at, at + length);
+    const end = raw.indexOf(0);
+    return decoder.decode(end < 0 ? raw : raw.subarray(0, end));
+  };
+  let at = 0;
+  while (at + 512 <= tar.length && tar[at] !== 0) {  // the archive ends with zero blocks
+    if (field(at + 257, 6) !== "ustar") throw new Error(`no ustar header at byte ${at}`);
+    const name = field(at, 100);
+    const prefix = field(at + 345, 155);
+    const type = tar[at + 156];
+    let path = prefix ? `${prefix}/${name}` : name;
+    if (type === 0x35) path = path.replace(/\/+$/, "");  // a folder: "name/"
+    const size = parseInt(field(at + 124, 12).trim() || "0", 8);
+    at += 512;
+    if (!(size >= 0) || at + size > tar.length) throw new Error(`${path}: truncated`);
+    if (path.startsWith("/") || path.split("/").some((part) => part === ".." || part === "")) {
+      throw new Error(`refusing the path ${JSON.stringify(path)}`);
+    }
+    if (type === 0x30 || type === 0) files.push({ path, bytes: tar.subarray(at, at + size) });
+    else if (type !== 0x35) throw new Error(`${path}: unsupported entry type ${String.fromCharCode(type)}`);
+    at += Math.ceil(size / 512) * 512;
   }
-  return bytes;
+  return files;
+}
+
+/** Write `files` ([{path, bytes}], from untar) below `dir` in the interpreter's file system. */
+export function writeFiles(pyodide, files, dir) {
+  const made = new Set();
+  for (const { path, bytes } of files) {
+    const full = `${dir}/${path}`;
+    const folder = full.slice(0, full.lastIndexOf("/"));
+    if (!made.has(folder)) {
+      pyodide.FS.mkdirTree(folder);
+      made.add(folder);
+    }
+    // canOwn: the file keeps the view into the archive instead of a copy of it.
+    pyodide.FS.writeFile(full, bytes, { canOwn: true });
+  }
+}
+
+/**
+ * The numpy bundle snapshot.json describes (scripts/make_snapshot.mjs), as files to write
+ * into site-packages: those of the numpy wheel the lock file pins (`wheel`, its entry there),
+ * plus their bytecode. Throws NoSnapshot (the reason) when there is none or it does not fit.
+ */
+async function numpyBundle(runtimeURL, meta, wheel) {
+  const bundle = meta.numpy;
+  if (!bundle || typeof bundle.file !== "string") throw new NoSnapshot("snapshot.json describes no numpy bundle");
+  if (bundle.wheel_sha256 !== wheel.sha256) {
+    throw new NoSnapshot(`the numpy bundle was made from another wheel than ${wheel.file_name} ` +
+      "(the one pyodide-lock.json pins)");
+  }
+  if (!/^[0-9a-f]{64}$/.test(bundle.tar_sha256 ?? "") || !/^[0-9a-f]{64}$/.test(bundle.file_sha256 ?? "") ||
+      !(bundle.tar_bytes > 0)) {
+    throw new NoSnapshot("snapshot.json gives no sha256 or size for the numpy bundle");
+  }
+  const tar = await verifiedFile(download(new URL(bundle.file, runtimeURL), "the numpy bundle"),
+    { size: bundle.tar_bytes, sha256: bundle.tar_sha256, fileSha256: bundle.file_sha256 }, "the numpy bundle");
+  try {
+    return untar(tar);
+  } catch (e) {
+    throw new NoSnapshot(`the numpy bundle is not a tar archive: ${e.message}`);
+  }
 }
 
 // Run right after a restore. The image carries the state of the interpreter that made it,
@@ -140,7 +258,8 @@ if "random" in sys.modules:
 /**
  * Start Python; resolves to {pyodide, bridge, ms, boot, bootInfo}.
  * `report(loaded, total, file)` gets the steps. `boot` is "snapshot" or "plain";
- * bootInfo = {boot, fallback (why not the snapshot, or null), ms: {step: milliseconds}}.
+ * bootInfo = {boot, fallback (why not the snapshot, or null), numpy ("bundle" or "wheel"),
+ * numpy_fallback (why not the bundle, or null), ms: {step: milliseconds}}.
  */
 export async function startRuntime(base, report) {
   const t0 = performance.now();
@@ -151,29 +270,55 @@ export async function startRuntime(base, report) {
   report(0, STEPS.length, STEPS[0]);
 
   // Downloads first, all in parallel with the interpreter's own start below.
-  const numpyWheel = fetchJSON(new URL("pyodide-lock.json", runtimeURL), "the Pyodide lock file")
+  const numpyEntry = fetchJSON(new URL("pyodide-lock.json", runtimeURL), "the Pyodide lock file")
     .then((lock) => {
       const np = lock.packages?.numpy;
       if (!np) throw new WorkerError("runtime", "pyodide-lock.json lists no numpy package");
-      return fetchVerified(new URL(np.file_name, runtimeURL), np.sha256, np.file_name);
+      return np;
     });
+  // The numpy wheel, checked against the lock file: fetched only if the bundle is not used.
+  let wheelDownload = null;
+  const numpyWheel = () => (wheelDownload ??= numpyEntry.then(
+    (np) => fetchVerified(new URL(np.file_name, runtimeURL), np.sha256, np.file_name)));
   const engineWheel = fetchJSON(new URL("index.json", wheelsURL), "wheels/index.json")
     .then((index) => fetchVerified(new URL(index.wheel, wheelsURL), index.sha256, index.wheel));
   // The int8 WebAssembly SIMD kernels (web/kernels/), compiled meanwhile too. Optional:
   // without them (no SIMD, file missing) the engine multiplies in NumPy float32.
   const kernels = import(new URL("kernels/kernels.js", base).href)
     .then(async (k) => ({ k, module: await k.compileKernels(new URL("kernels/int8.wasm", base)) }));
-  // The snapshot's description and image, both at once; the image download is dropped if
-  // the description does not fit this runtime.
+  // The snapshot's description and image, both at once (the image is the longest download
+  // of a repeat visit); the image is dropped if the description does not fit.
+  // (No closure here may hold the image or its download: Pyodide keeps closures made in
+  // this function, e.g. `options.stdout`, and with them the variables they share.)
   const snapshotAbort = new AbortController();
   const snapshotMeta = fetchSnapshotMeta(runtimeURL);
-  const snapshotBytes = snapshotMeta.then(
-    (meta) => snapshotImage(new URL("snapshot.bin", runtimeURL), meta, snapshotAbort.signal),
-    (e) => { snapshotAbort.abort(); throw e; });
-  snapshotBytes.then(() => mark("snapshot_image"), () => {});
+  snapshotMeta.catch(() => snapshotAbort.abort());
+  const snapshot = snapshotImage(new URL("snapshot.bin", runtimeURL), snapshotMeta, snapshotAbort.signal);
+  let imageFailure = null;
+  snapshot.image.then(() => mark("snapshot_image"), (e) => { imageFailure = e; });
+  // NumPy: the bundle snapshot.json describes (downloaded, inflated and unpacked in memory
+  // while the interpreter starts), else the wheel, whose download starts as soon as the
+  // bundle is out of the question.
+  let numpyFallback = null;
+  const numpySource = Promise.all([snapshotMeta, numpyEntry])
+    .then(([meta, wheel]) => numpyBundle(runtimeURL, meta, wheel))
+    .then((files) => {
+      mark("numpy_bundle");
+      return { from: "bundle", files };
+    }, (e) => {
+      numpyFallback = e.message;
+      return numpyWheel().then((wheel) => ({ from: "wheel", wheel }));
+    });
   // Avoid "unhandled rejection" noise if the interpreter fails first; errors still propagate.
-  for (const p of [numpyWheel, engineWheel, kernels, snapshotMeta, snapshotBytes]) p.catch(() => {});
+  for (const p of [numpyEntry, numpySource, engineWheel, kernels, snapshotMeta, snapshot.buffer, snapshot.image]) {
+    p.catch(() => {});
+  }
 
+  // For a restore, the sooner Pyodide has its script (pyodide.asm.js, 1.2 MB; loaded with
+  // import() in a module worker), the sooner it compiles its wasm (see below): start loading
+  // it as soon as a restore is on, not one round trip later. Pyodide's own import() finds the
+  // same module. (Not for a plain start: there, loadPyodide must start its wasm download first.)
+  snapshotMeta.then(() => import(new URL("pyodide.asm.js", runtimeURL).href)).catch(() => {});
   let loadPyodide;
   try {
     ({ loadPyodide } = await import(new URL("pyodide.mjs", runtimeURL).href));
@@ -202,21 +347,43 @@ export async function startRuntime(base, report) {
   });
   mark("snapshot_checked");
   if (useSnapshot) {
-    try {
-      // Pyodide starts fetching pyodide.asm.wasm at once and awaits the image only then.
-      // It keeps its options for good: hand it the image through a holder emptied after
-      // the restore, so the 21 MB buffer is freed once copied into the interpreter's memory.
-      const holder = { image: snapshotBytes, then(ok, ko) { return this.image.then(ok, ko); } };
+    // Pyodide (0.27.7) awaits the image, sizes the interpreter's memory by its length, compiles
+    // pyodide.asm.wasm (the longest step of a restore), runs the fsInit hook, and only then
+    // copies the image in. So it gets the image's buffer at once and compiles while the image
+    // downloads and inflates into it; fsInit waits until the image is complete and checked.
+    // A failed check wipes the image's header, which makes Pyodide refuse it (a failing
+    // fsInit alone would not stop it). Pyodide keeps its options for good: they reach the
+    // image only through `holder`, emptied after the restore, so that the 21 MB buffer is
+    // freed once copied into the interpreter's memory.
+    const holder = { buffer: await snapshot.buffer.catch(() => null), image: snapshot.image };
+    const imageReady = async () => {
+      mark("wasm_ready");
       try {
-        pyodide = await loadPyodide({ ...options, _loadSnapshot: holder });
-      } finally {
-        holder.image = null;
+        await holder.image;
+      } catch {
+        holder.buffer.fill(0, 0, 64);
       }
+    };
+    try {
+      pyodide = await loadPyodide({
+        ...options,
+        _loadSnapshot: {
+          then(ok, ko) {  // snapshot_wanted: Pyodide's own files are loaded
+            mark("snapshot_wanted");
+            const failure = imageFailure ?? (holder.buffer ? null : new Error("no image buffer"));
+            return (failure ? Promise.reject(failure) : Promise.resolve(holder.buffer)).then(ok, ko);
+          },
+        },
+        fsInit: imageReady,
+      });
+      if (imageFailure) throw imageFailure;  // (Pyodide has refused the wiped image already)
       pyodide.runPython(AFTER_RESTORE);
       boot = "snapshot";
     } catch (e) {
-      fallback = `restoring the snapshot failed: ${e?.message ?? e}`;
+      fallback = `restoring the snapshot failed: ${(imageFailure ?? e)?.message ?? e}`;
       pyodide = null;
+    } finally {
+      holder.buffer = holder.image = null;
     }
   }
   if (!pyodide) {
@@ -225,33 +392,56 @@ export async function startRuntime(base, report) {
   }
   mark("interpreter");
 
-  const numpy = await numpyWheel;
+  let numpy = await numpySource;
   const engine = await engineWheel;
   mark("downloads");
   let module;
   try {
     module = await setUpEngine(pyodide, { kernels, numpy, engine, report, mark });
   } catch (e) {
-    if (boot !== "snapshot") throw e;
-    // Whatever broke after a restore, a plain start may still work: try it once.
-    fallback = `after the snapshot restore, ${e.message}`;
-    console.warn(`gpt2web: ${fallback}; starting Python the plain way`);
+    if (boot !== "snapshot" && numpy.from !== "bundle") throw e;
+    // Whatever broke after a restore or with the bundle, the plain way may still work:
+    // a fresh interpreter and the wheel, once.
+    const reason = `${boot === "snapshot" ? "after the snapshot restore" : "with the numpy bundle"}, ${e.message}`;
+    if (boot === "snapshot") fallback = reason;
+    if (numpy.from === "bundle") numpyFallback = reason;
+    console.warn(`gpt2web: ${reason}; starting Python the plain way`);
     boot = "plain";
     report(0, STEPS.length, STEPS[0]);
     pyodide = await plainStart();
     mark("interpreter");
+    numpy = { from: "wheel", wheel: await numpyWheel() };
     module = await setUpEngine(pyodide, { kernels, numpy, engine, report, mark });
   }
   if (fallback && boot === "plain") console.info(`gpt2web: plain Python start (no snapshot: ${fallback})`);
+  if (numpyFallback && numpy.from === "wheel") console.info(`gpt2web: numpy from its wheel (no bundle: ${numpyFallback})`);
   // Look each bridge function up once: every attribute access would make a new proxy.
   const bridge = new Proxy({}, { get: (known, name) => (known[name] ??= module[name]) });
   const total = performance.now() - t0;
   ms.total = Math.round(total);
   report(STEPS.length, STEPS.length, "ready");
-  return { pyodide, bridge, ms: total, boot, bootInfo: { boot, fallback, ms } };
+  wheelDownload = null;  // (numpyWheel's closure would keep the wheel alive)
+  const bootInfo = { boot, fallback, numpy: numpy.from, numpy_fallback: numpyFallback, ms };
+  return { pyodide, bridge, ms: total, boot, bootInfo };
 }
 
-/** Kernels, NumPy, the engine, in a started interpreter; resolves to the bridge module. */
+// After the numpy files are in place. The import system caches each folder's listing until
+// the folder's mtime changes, which files written from JavaScript within the same clock tick
+// may not do: drop site-packages' listing. (Not importlib.invalidate_caches(): it imports
+// importlib.metadata and the email package, ~0.1 s.)
+const IMPORT_NUMPY = `
+import sys
+_finder = sys.path_importer_cache.get("${SITE_PACKAGES}")
+if _finder is not None:
+    _finder.invalidate_caches()
+del _finder
+import numpy
+`;
+
+/**
+ * Kernels, NumPy, the engine, in a started interpreter; resolves to the bridge module.
+ * `numpy` is {from: "bundle", files} or {from: "wheel", wheel}.
+ */
 async function setUpEngine(pyodide, { kernels, numpy, engine, report, mark }) {
   // Before any model is built: GPT2() keeps int8 weights int8 only if the kernels are there.
   try {
@@ -262,19 +452,27 @@ async function setUpEngine(pyodide, { kernels, numpy, engine, report, mark }) {
   }
   mark("kernels");
   report(1, STEPS.length, STEPS[1]);
+  // A Python traceback's last line says what went wrong; the rest is noise for a reader.
+  const lastLine = (e) => String(e?.message ?? e).trim().split("\n").pop();
   try {
-    pyodide.unpackArchive(numpy, "wheel", { extractDir: SITE_PACKAGES });
-    pyodide.runPython("import numpy");
+    if (numpy.files) writeFiles(pyodide, numpy.files, SITE_PACKAGES);
+    else pyodide.unpackArchive(numpy.wheel, "wheel", { extractDir: SITE_PACKAGES });
+    mark("numpy_files");
+    pyodide.runPython(IMPORT_NUMPY);
     mark("numpy");
-    report(2, STEPS.length, STEPS[2]);
+  } catch (e) {
+    throw new WorkerError("runtime", `could not import numpy (from its ${numpy.from}): ${lastLine(e)} ` +
+      "(run scripts/setup_runtime.py on the server)");
+  }
+  report(2, STEPS.length, STEPS[2]);
+  try {
     pyodide.unpackArchive(engine, "wheel", { extractDir: SITE_PACKAGES });
+    mark("engine_files");
     const module = pyodide.pyimport("gpt2web.bridge");
     mark("engine");
     return module;
   } catch (e) {
-    // A Python traceback's last line says what went wrong; the rest is noise for a reader.
-    const last = String(e?.message ?? e).trim().split("\n").pop();
-    throw new WorkerError("runtime", `could not set up the engine in Python: ${last} ` +
+    throw new WorkerError("runtime", `could not set up the engine in Python: ${lastLine(e)} ` +
       "(rebuild the wheel with scripts/build_wheel.py)");
   }
 }
