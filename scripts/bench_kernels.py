@@ -50,10 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import build_kernels  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--no-proxy-server"]
+sys.path.insert(0, str(REPO / "py"))
+from gpt2web.host.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 PAGE_URL = "http://kernel-bench.invalid/"  # answered by Playwright, never by the network
 
 # GPT-2 124M: attention in/out projections, MLP up/down, and the LM head (T = 1 only).

@@ -37,9 +37,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = os.environ.get("EXTRA_ARGS", "").split() + ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--no-proxy-server"]
+sys.path.insert(0, str(REPO / "py"))
+from gpt2web.host import chromium  # noqa: E402
+
+CHROMIUM_ARGS = os.environ.get("EXTRA_ARGS", "").split() + chromium.CHROMIUM_ARGS
 INIT = """
 window.__t = {};
 new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__t[e.name] = e.startTime; })
@@ -101,7 +102,7 @@ def main():
         with sync_playwright() as pw:
             browser = None
             if not args.persistent:
-                browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+                browser = pw.chromium.launch(executable_path=chromium.CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             for i in range(args.runs):
                 for label, _, url in servers if i % 2 == 0 else servers[::-1]:
                     for path in paths:
@@ -109,7 +110,7 @@ def main():
                         if args.persistent:
                             profile = tempfile.mkdtemp(prefix="gpt2web-profile-")
                             ctx = pw.chromium.launch_persistent_context(
-                                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
+                                profile, executable_path=chromium.CHROMIUM, args=CHROMIUM_ARGS, headless=True,
                                 service_workers="block")
                         else:
                             ctx = browser.new_context(service_workers="block")

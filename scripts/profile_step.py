@@ -30,10 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "py"))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--no-proxy-server"]
+from gpt2web.host.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 DEFAULT_MODEL = REPO / "build" / "bench-124m" / "weights" / "bench-124m"
 
 BOOT = """async (files) => {

@@ -48,12 +48,7 @@ def tiny_model_dir(tiny_checkpoint, tmp_path_factory) -> Path:
 # Shared by test_browser.py and test_widget.py: one build, one server, one Chromium per session.
 
 REPO = ROOT
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--no-proxy-server",  # the server is on 127.0.0.1; never route it through a proxy
-]
+from gpt2web.host.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

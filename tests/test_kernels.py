@@ -36,10 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import build_kernels  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--no-proxy-server"]
+from gpt2web.host.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the binary

@@ -213,13 +213,7 @@ def _bad_snapshot(case: str, packed: bytes, meta: dict) -> tuple[dict, bytes]:
 def test_bad_snapshot_falls_back_to_a_plain_start(browser, server, web_build, engine, case, reason):
     packed, meta = _snapshot_or_skip(web_build)
     served_meta, served_bin = _bad_snapshot(case, packed, meta)
-    routes = [
-        ("**/runtime/snapshot.json", lambda route: route.fulfill(
-            status=200, body=json.dumps(served_meta), headers={"Content-Type": "application/json"})),
-        ("**/runtime/snapshot.bin", lambda route: route.fulfill(
-            status=200, body=served_bin, headers={"Content-Type": "application/octet-stream"})),
-    ]
-    context, page, _ = _open(browser, server, routes)
+    context, page, _ = _open(browser, server, _serving(served_meta, "snapshot.bin", served_bin))
     try:
         ready = _request(page, {"type": "load", "model": "demo"})[-1]
         assert ready["type"] == "ready", ready
@@ -228,6 +222,16 @@ def test_bad_snapshot_falls_back_to_a_plain_start(browser, server, web_build, en
         _generates_like_cpython(page, engine)
     finally:
         context.close()
+
+
+def _serving(meta: dict, name: str, body: bytes) -> list:
+    """Routes that answer runtime/snapshot.json with `meta` and runtime/`name` with `body`."""
+    return [
+        ("**/runtime/snapshot.json", lambda route: route.fulfill(
+            status=200, body=json.dumps(meta), headers={"Content-Type": "application/json"})),
+        (f"**/runtime/{name}", lambda route: route.fulfill(
+            status=200, body=body, headers={"Content-Type": "application/octet-stream"})),
+    ]
 
 
 def _tar_gz(files: dict[str, bytes], folders: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
@@ -280,13 +284,7 @@ def _bad_bundle(case: str, web_build) -> tuple[dict, bytes]:
 def test_bad_numpy_bundle_falls_back_to_the_wheel(browser, server, web_build, engine, case, boot, reason):
     _snapshot_or_skip(web_build)
     served_meta, served_bundle = _bad_bundle(case, web_build)
-    routes = [
-        ("**/runtime/snapshot.json", lambda route: route.fulfill(
-            status=200, body=json.dumps(served_meta), headers={"Content-Type": "application/json"})),
-        ("**/runtime/numpy.tar.gz", lambda route: route.fulfill(
-            status=200, body=served_bundle, headers={"Content-Type": "application/octet-stream"})),
-    ]
-    context, page, requests = _open(browser, server, routes)
+    context, page, requests = _open(browser, server, _serving(served_meta, "numpy.tar.gz", served_bundle))
     try:
         ready = _request(page, {"type": "load", "model": "demo"})[-1]
         assert ready["type"] == "ready", ready

@@ -52,18 +52,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from .chromium import CHROMIUM, CHROMIUM_ARGS
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 WEIGHTS_DIR = REPO_ROOT / "weights"
 TOKENIZER_FILE = WEIGHTS_DIR / "gpt2.tiktoken"
 DEFAULT_NAME = "bench-124m"
 DEFAULT_DIR = REPO_ROOT / "build" / DEFAULT_NAME  # checkpoint/ and weights/<DEFAULT_NAME>/
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium; Playwright never downloads a browser here
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--no-proxy-server",  # the server is on 127.0.0.1; never route it through a proxy
-]
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # what the worker accepts
 MB = 1e6
 
