@@ -363,3 +363,61 @@ def test_untar_reads_what_make_snapshot_writes(tmp_path):
     result = json.loads(out.stdout)
     assert dict(result["files"]) == {name: data.hex() for name, data in files.items()}
     assert "refusing the path" in result["refused"]
+
+
+def test_sha256_without_webcrypto_matches_hashlib():
+    """web/download.js's own SHA-256 (for pages without WebCrypto), under Node, on lengths
+    around the padding boundaries and on a few MB."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not installed")
+    lengths = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000, 100_003, 3_000_001]
+    script = """
+        const { sha256 } = await import(process.argv[1]);
+        const out = JSON.parse(process.argv[2]).map((n) => {
+          const b = new Uint8Array(n);
+          for (let i = 0; i < n; i++) b[i] = (i * 2654435761) >>> 24;
+          return Buffer.from(sha256(b)).toString("hex");
+        });
+        console.log(JSON.stringify(out));
+    """
+    out = subprocess.run([node, "--input-type=module", "-e", script, (REPO / "web" / "download.js").as_uri(),
+                          json.dumps(lengths)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    want = [hashlib.sha256(bytes((i * 2654435761 % 2**32) >> 24 for i in range(n))).hexdigest() for n in lengths]
+    assert json.loads(out.stdout) == want
+
+
+@pytest.mark.browser
+@needs_browser
+def test_page_works_without_webcrypto_on_a_plain_http_lan_address(server, engine):
+    """Served over http under a name that is not localhost (a classroom demo on a LAN), the page
+    is not a secure context: no WebCrypto, no Cache Storage. It must still load and generate."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import sync_playwright
+
+    from gpt2web.host.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    port = urlsplit(server).port
+
+    def run():  # a browser of its own: the name must resolve to the test server
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                   args=CHROMIUM_ARGS + ["--host-resolver-rules=MAP gpt2web-lan.test 127.0.0.1"])
+            try:
+                page = b.new_page()
+                page.goto(f"http://gpt2web-lan.test:{port}/", wait_until="domcontentloaded")
+                secure = page.evaluate("[isSecureContext, !!(self.crypto && crypto.subtle)]")
+                _generates_like_cpython(page, engine)  # the whole boot, the model, a generation
+                return secure
+            finally:
+                b.close()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API, away from pytest's event loop
+        assert pool.submit(run).result() == [False, False]

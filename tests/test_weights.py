@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -109,6 +110,23 @@ def test_assembler_builds_the_same_model_shard_by_shard(tiny_model_dir):
     eng = asm.engine()
     ref = Engine.load(tiny_model_dir)
     np.testing.assert_array_equal(eng.logits([1, 2, 3]), ref.logits([1, 2, 3]))
+
+
+def test_assembler_takes_a_digest_computed_by_the_host(tiny_model_dir):
+    """The browser hashes shards with WebCrypto and passes the digest: it is compared with the
+    manifest instead of hashing again, and a wrong one is refused, naming the shard."""
+    import hashlib
+
+    manifest, _ = read_model_dir(tiny_model_dir)
+    asm = ShardAssembler(json.dumps(manifest), default_tokenizer())
+    for i, info in enumerate(manifest["shards"]):
+        data = (tiny_model_dir / info["file"]).read_bytes()
+        asm.add(i, data, hashlib.sha256(data).hexdigest().upper())  # case does not matter
+    np.testing.assert_array_equal(asm.engine().logits([1, 2, 3]), Engine.load(tiny_model_dir).logits([1, 2, 3]))
+    info = manifest["shards"][0]
+    data = (tiny_model_dir / info["file"]).read_bytes()
+    with pytest.raises(ShardError, match=re.escape(info["file"]) + ".*is corrupt"):
+        ShardAssembler(json.dumps(manifest), default_tokenizer()).add(0, data, "0" * 64)
 
 
 def test_int8_is_stored_in_the_kernel_layout_and_loads_as_a_view(tiny_checkpoint, tmp_path):

@@ -9,9 +9,73 @@ export class WorkerError extends Error {
   }
 }
 
+/**
+ * sha256 of `bytes` as hex. WebCrypto where the browser offers it (off this thread, fast);
+ * it does only in a secure context (https or localhost). A page served over plain http from
+ * another machine, e.g. a classroom demo on a LAN, has none: there the hash is computed here.
+ */
 export async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const digest = globalThis.crypto?.subtle
+    ? new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))
+    : sha256(bytes);
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// ---------------------------------------------------------------- SHA-256 (FIPS 180-4)
+
+// Round constants: the first 32 bits of the fractional parts of the cube roots of the first 64
+// primes; initial hash: the same for the square roots of the first 8 (tests/test_startup.py
+// checks the digests against Python's hashlib).
+const PRIMES = [];
+for (let n = 2; PRIMES.length < 64; n++) {
+  if (PRIMES.every((p) => n % p)) PRIMES.push(n);
+}
+const frac32 = (x) => Math.floor((x - Math.floor(x)) * 2 ** 32) >>> 0;
+const K = Uint32Array.from(PRIMES, (p) => frac32(Math.cbrt(p)));
+const H0 = Uint32Array.from(PRIMES.slice(0, 8), (p) => frac32(Math.sqrt(p)));
+
+/** Fold the 64-byte blocks of `data` (from `off` to `end`) into the state `h`. */
+function compress(h, w, data, off, end) {
+  for (; off < end; off += 64) {
+    for (let t = 0; t < 16; t++) {
+      const i = off + 4 * t;
+      w[t] = (data[i] << 24) | (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3];
+    }
+    for (let t = 16; t < 64; t++) {
+      const a = w[t - 15], b = w[t - 2];
+      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
+      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (let t = 0; t < 64; t++) {
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const t1 = (k + S1 + ((e & f) ^ (~e & g)) + K[t] + w[t]) | 0;
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      k = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+  }
+}
+
+/** SHA-256 of a Uint8Array, as 32 bytes. */
+export function sha256(bytes) {
+  const h = H0.slice(), w = new Uint32Array(64);
+  const n = bytes.length, whole = n - (n % 64);
+  compress(h, w, bytes, 0, whole);
+  // The rest, a 1 bit, zeros, and the length in bits as a 64-bit big-endian number.
+  const tail = new Uint8Array(n % 64 < 56 ? 64 : 128);
+  tail.set(bytes.subarray(whole));
+  tail[n % 64] = 0x80;
+  const view = new DataView(tail.buffer);
+  view.setUint32(tail.length - 8, Math.floor(n / 2 ** 29));
+  view.setUint32(tail.length - 4, (n % 2 ** 29) * 8);
+  compress(h, w, tail, 0, tail.length);
+  const out = new Uint8Array(32);
+  const outView = new DataView(out.buffer);
+  h.forEach((v, i) => outView.setUint32(4 * i, v));
+  return out;
 }
 
 /**

@@ -6,7 +6,7 @@
 // only bytes the engine has verified (size + sha256) are ever stored, so a corrupt
 // download is never cached, and a cached copy that fails the check is fetched again once.
 
-import { FileCache, WorkerError, fetchBytes, throttled } from "./download.js";
+import { FileCache, WorkerError, fetchBytes, sha256Hex, throttled } from "./download.js";
 import { callPython } from "./runtime.js";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -51,14 +51,23 @@ async function getFile(cache, key, url, { what, expected, signal, onBytes }, loo
  */
 async function useFile(cache, key, url, got, use, opts) {
   try {
-    use(got.bytes);
+    await use(got.bytes);
   } catch (e) {
     if (!got.cached || !(e instanceof WorkerError) || e.kind !== "shard") throw e;
     await cache.delete(key);
     got = { bytes: await fetchBytes(url, { kind: "shard", ...opts }), cached: false };
-    use(got.bytes);
+    await use(got.bytes);
   }
   if (!got.cached) await cache.put(key, got.bytes);
+}
+
+/**
+ * The sha256 of a shard by WebCrypto, for the engine to compare with the manifest instead of
+ * hashing it in Python (measured: ~0.45 s less to load GPT-2 small's 126 MB). Null where the
+ * page has no WebCrypto (not a secure context): the engine then hashes the shard itself.
+ */
+function webDigest(bytes) {
+  return globalThis.crypto?.subtle ? sha256Hex(bytes) : Promise.resolve(null);
 }
 
 function ensureTokenizer(url, sha256, { cache, runtime, progress }) {
@@ -130,10 +139,11 @@ export async function loadModel({ name, base, runtime, progress }) {
       const opts = { what: `shard ${info.file}`, expected: info.bytes, signal: controller.signal, onBytes };
       const got = await getFile(cache, url.href, url, opts, lookups[i]);
       before += info.bytes;
+      const digest = webDigest(got.bytes);  // hashed meanwhile, off this thread
       added = added.then(async () => {
         const { bridge } = await runtime;
-        await useFile(cache, url.href, url, got,
-          (bytes) => callPython(bridge, "add_shard", name, i, bytes), opts);
+        await useFile(cache, url.href, url, got, async (bytes) => callPython(bridge, "add_shard", name, i,
+          bytes, await (bytes === got.bytes ? digest : webDigest(bytes))), opts);
       });
       added.catch(fail);
     }

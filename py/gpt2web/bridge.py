@@ -73,8 +73,8 @@ def begin_model(model, manifest_json, tokenizer_sha256):
 
 
 @_json
-def add_shard(model, index, data):
-    _assemblers[model].add(index, _buffer(data))
+def add_shard(model, index, data, sha256=None):
+    _assemblers[model].add(index, _buffer(data), sha256)
     return None
 
 

@@ -217,10 +217,11 @@ class ShardAssembler:
         self.tensors: dict = {}
         self.loaded: set[int] = set()
 
-    def add(self, index: int, data) -> None:
+    def add(self, index: int, data, sha256: str | None = None) -> None:
+        """Shard `index`'s bytes; `sha256`, their digest if the host computed it (see verify_shard)."""
         if not 0 <= index < len(self.manifest["shards"]):
             raise WeightsError(f"the manifest has no shard number {index}")
-        self.tensors.update(tensors_from_shard(self.manifest, index, data))
+        self.tensors.update(tensors_from_shard(self.manifest, index, data, sha256))
         self.loaded.add(index)
 
     @property

@@ -272,13 +272,18 @@ def parse_manifest(data: bytes | str | Mapping, source: str = "manifest.json") -
     return m
 
 
-def verify_shard(info: Mapping, data) -> memoryview:
-    """Check a shard's size and sha256; return a read-only memoryview of it."""
+def verify_shard(info: Mapping, data, sha256: str | None = None) -> memoryview:
+    """Check a shard's size and sha256; return a read-only memoryview of it.
+
+    `sha256`: the digest of `data` if the caller has computed it already (the browser's worker
+    hashes with WebCrypto, off its thread, several times faster than hashlib under Pyodide);
+    None: it is computed here.
+    """
     view = memoryview(data).cast("B")
     if view.nbytes != info["bytes"]:
         raise ShardError(info["file"], f"has {view.nbytes} bytes, the manifest says {info['bytes']} "
                          "(truncated or wrong file: download or convert the model again)")
-    digest = hashlib.sha256(view).hexdigest()
+    digest = hashlib.sha256(view).hexdigest() if sha256 is None else str(sha256).lower()
     if digest != info["sha256"]:
         raise ShardError(info["file"], f"is corrupt: sha256 {digest[:16]}..., the manifest says "
                          f"{info['sha256'][:16]}... (download or convert the model again)")
@@ -294,10 +299,12 @@ def _view(view: memoryview, entry: Mapping, shard: str) -> np.ndarray:
     return np.frombuffer(view, dtype=dt, count=count, offset=entry["offset"]).reshape(entry["shape"])
 
 
-def tensors_from_shard(manifest: Mapping, index: int, data) -> dict[str, np.ndarray | QuantTensor]:
-    """Verify shard `index` and return its tensors as views on `data` (no copy)."""
+def tensors_from_shard(manifest: Mapping, index: int, data,
+                       sha256: str | None = None) -> dict[str, np.ndarray | QuantTensor]:
+    """Verify shard `index` and return its tensors as views on `data` (no copy); `sha256` as
+    in verify_shard."""
     info = manifest["shards"][index]
-    view = verify_shard(info, data)
+    view = verify_shard(info, data, sha256)
     out: dict[str, np.ndarray | QuantTensor] = {}
     for tname, entry in manifest["tensors"].items():
         if entry["shard"] != index:
