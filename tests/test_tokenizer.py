@@ -354,3 +354,9 @@ def _regenerate_corpus() -> None:
 
 if __name__ == "__main__" and sys.argv[1:] == ["--regenerate-corpus"]:
     _regenerate_corpus()
+
+
+def test_the_pinned_vocabulary_parses_the_same_without_checks():
+    data = RANKS_PATH.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == tokmod.GPT2_TIKTOKEN_SHA256
+    assert tokmod._parse_known_ranks(data) == tokmod._parse_ranks(data, "gpt2.tiktoken")

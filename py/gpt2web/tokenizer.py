@@ -161,6 +161,17 @@ def _parse_ranks(data: bytes, source: str) -> list[bytes]:
     return tokens  # type: ignore[return-value]
 
 
+def _parse_known_ranks(data: bytes) -> list[bytes]:
+    """_parse_ranks without its checks, for the file whose sha256 is GPT2_TIKTOKEN_SHA256: its
+    lines hold ranks 0, 1, 2, ... in order (tests/test_tokenizer.py checks both give the same).
+    Half the time of the checked parse: ~30 ms in the browser, while a page is starting."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    a2b = binascii.a2b_base64
+    return [a2b(line[:line.index(b" ")]) for line in lines]
+
+
 class Tokenizer:
     """GPT-2 byte-level BPE: ``encode`` text to ids, ``decode`` ids to text."""
 
@@ -186,13 +197,14 @@ class Tokenizer:
         ``source`` names the file in error messages.
         """
         data = bytes(data)
-        if expected_sha256 is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected_sha256.lower():
-                raise TokenizerError(
-                    f"{source}: sha256 is {actual}, expected {expected_sha256}; "
-                    "the GPT-2 ranks file is corrupt or not the right file"
-                )
+        actual = hashlib.sha256(data).hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256.lower():
+            raise TokenizerError(
+                f"{source}: sha256 is {actual}, expected {expected_sha256}; "
+                "the GPT-2 ranks file is corrupt or not the right file"
+            )
+        if actual == GPT2_TIKTOKEN_SHA256:  # the pinned file, known to be well-formed
+            return cls(_parse_known_ranks(data))
         return cls(_parse_ranks(data, source))
 
     @classmethod
