@@ -306,18 +306,15 @@ def attention(qkv: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, start: 
     return out
 
 
-_max_out = np.zeros(1, dtype=np.float32)
-_max_out_ptr = None
+_max_out = np.zeros(1, dtype=np.float32)  # softmax_z_f32 writes the max here
+_max_out_ptr = _ptr(_max_out)
 
 
 def softmax_z(logits: np.ndarray) -> tuple[float, float]:
     """(m, z) for the softmax of a float32 vector: m = max(logits), z = sum(exp(logits - m)),
     z summed in float64 (the kernel's exp is float32's, within a few ulp)."""
-    global _max_out_ptr
     js = _need()
     x = _f32(logits).reshape(-1)
-    if _max_out_ptr is None:
-        _max_out_ptr = _ptr(_max_out)
     z = float(js.softmax_z_f32(x.shape[0], _ptr(x), _max_out_ptr))
     return float(_max_out[0]), z
 
