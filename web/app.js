@@ -5,6 +5,7 @@ import { GPT2Client } from "./client.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { ERROR_TITLES, REASONS, readSettings } from "./settings.js";
 import { LoadView } from "./progress.js";
+import { drawAbout, drawExamples, modelCard } from "./about.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -12,7 +13,8 @@ const ui = {
   paramError: $("param-error"), promptText: document.querySelector("#text .prompt-text"),
   genText: document.querySelector("#text .gen-text"), tokens: $("tokens"), bars: $("bars"),
   other: $("other"), outside: $("chosen-outside"), candTitle: $("cand-title"), candNote: $("cand-note"), status: $("status"),
-  error: $("error"),
+  error: $("error"), about: { about: $("about"), name: $("about-name"), desc: $("about-desc") },
+  examples: $("examples"),
 };
 
 const client = GPT2Client.shared(new URL("worker.js", import.meta.url));
@@ -43,6 +45,20 @@ function clearError() {
 // ---------------------------------------------------------------- models
 
 const modelState = new Map();  // name -> {state: "loading" | "ready", config, backend}
+const modelCards = new Map();  // name -> {name, description, examples} (models.json)
+let promptEdited = false;      // the reader typed a prompt: examples no longer replace it
+
+/** Say what model `name` is where the output is, and offer its example prompts. */
+function showModelCard(name) {
+  const card = modelCards.get(name) ?? modelCard(null, name);
+  drawAbout(ui.about, card);
+  drawExamples(ui.examples, card.examples, (prompt) => {
+    ui.prompt.value = prompt;
+    promptEdited = false;
+    ui.prompt.focus();
+  });
+  if (!promptEdited && card.examples.length) ui.prompt.value = card.examples[0];
+}
 
 async function listModels() {
   let models;
@@ -67,7 +83,9 @@ async function listModels() {
     const shape = m.n_layer ? `, ${m.n_layer} layers × ${m.n_embd}` : "";
     return new Option(`${m.name ?? m.id} (${m.dtype ?? "?"}${shape}${size})`, m.id);
   }));
+  for (const m of models) modelCards.set(m.id, modelCard(m, m.id));
   ui.model.value = models.some((m) => m.id === "demo") ? "demo" : models[0].id;
+  showModelCard(ui.model.value);
   loadModel(ui.model.value);
 }
 
@@ -291,7 +309,11 @@ function showCurrent() {
 ui.generate.addEventListener("click", generate);
 ui.step.addEventListener("click", () => step());
 ui.stop.addEventListener("click", stop);
-ui.model.addEventListener("change", () => loadModel(ui.model.value));
+ui.model.addEventListener("change", () => {
+  showModelCard(ui.model.value);
+  loadModel(ui.model.value);
+});
+ui.prompt.addEventListener("input", () => { promptEdited = true; });
 // Once a problem is shown, re-check as the user types, so the message goes when it is fixed.
 document.querySelector(".compose").addEventListener("input", () => {
   if (!ui.paramError.hidden) params({ quiet: true });

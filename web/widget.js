@@ -18,7 +18,7 @@
 //   settings     "open" shows the settings at first, "none" hides them    default closed
 //   loading      "lazy": start the model only when the widget is near the screen
 //   theme        "light", "dark" or "auto" (the reader's system setting)   default "light"
-//   label        the widget's accessible name                             default "GPT-2 demo"
+//   label        the widget's accessible name                             default "language model demo"
 //
 // Every widget on a page talks to one shared worker (client.js), which loads each model
 // once. The worker comes from the server that served this file, even when the page is
@@ -34,6 +34,8 @@ import { GPT2Client } from "./client.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { formatBytes } from "./progress.js";
 import { ERROR_TITLES, MAX_NEW_TOKENS, REASONS, checkSettings } from "./settings.js";
+import { drawAbout, drawExamples, modelCard } from "./about.js";
+import { WIDGET_CSS } from "./explore-widget.js";
 
 const WORKER_URL = new URL("worker.js", import.meta.url);
 
@@ -213,6 +215,7 @@ meter::-moz-meter-bar { background: var(--model); }
 .outside { margin-top: 0.4rem; padding-top: 0.4rem; border-top: 1px dashed var(--line); }
 .outside::before { content: "Chosen, outside the top candidates:"; display: block; font-size: 0.75rem; color: var(--muted); margin: 0 0 0.15rem 0.35rem; }
 .other { color: var(--muted); margin: 0.35rem 0 0; font-size: 0.82rem; }
+${WIDGET_CSS}
 
 @container (max-width: 26rem) {
   .cand { grid-template-columns: minmax(3rem, 6rem) minmax(2.5rem, 1fr) 3.8rem; }
@@ -335,6 +338,10 @@ export class GPT2Widget extends HTMLElement {
     const own = this.textContent.replace(/\s+/g, " ").trim();  // <gpt2-widget>Once upon</gpt2-widget>
     return own || DEFAULTS.prompt;
   }
+  /** Whether the page's author chose the prompt (then the model's examples do not replace it). */
+  get authoredPrompt() {
+    return this.hasAttribute("prompt") || this.textContent.trim() !== "";
+  }
   /** "loading", "ready", "generating", "done", "stopped" or "error" (as the status shows it). */
   get state() { return this.ui?.status.dataset.state ?? "idle"; }
 
@@ -365,7 +372,7 @@ export class GPT2Widget extends HTMLElement {
     }
   }
 
-  get label() { return this.getAttribute("label") || "GPT-2 demo"; }
+  get label() { return this.getAttribute("label") || "language model demo"; }
 
   // -------------------------------------------------------------- life cycle
 
@@ -435,6 +442,8 @@ export class GPT2Widget extends HTMLElement {
     this.ui = ui;
 
     ui.status = el("p", { class: "status", role: "status", id: "status" });
+    ui.about = { name: el("strong", { class: "about-name" }), desc: el("span") };
+    ui.about.about = el("p", { class: "about", hidden: true }, ui.about.name, " ", ui.about.desc);
     ui.status.dataset.state = "idle";
     ui.loadBar = el("progress", { "aria-label": "Loading the model" });
     ui.loadText = el("span", { class: "load-text" });
@@ -445,8 +454,10 @@ export class GPT2Widget extends HTMLElement {
       id: "prompt", rows: 2, spellcheck: false, "aria-describedby": "prompt-hint",
     });
     ui.prompt.value = this.initialPrompt;
+    ui.prompt.addEventListener("input", () => { this.promptEdited = true; });
+    ui.examples = el("div", { class: "examples", hidden: true }, el("span", { text: "Try:" }));
     const left = el("div", { class: "left" },
-      el("label", { for: "prompt", text: "Prompt" }), ui.prompt);
+      el("label", { for: "prompt", text: "Prompt" }), ui.prompt, ui.examples);
 
     ui.candTitle = el("p", { class: "cand-title", id: "cand-title", text: "Candidates" });
     ui.note = el("p", { class: "note", id: "cand-note" });
@@ -526,10 +537,10 @@ export class GPT2Widget extends HTMLElement {
 
     ui.region = el("section", { class: "w", "aria-label": this.label },
       el("div", { class: "head" },
-        el("span", { class: "badge", text: "GPT-2" }),
-        el("span", { class: "model", text: `model ${this.model}` }),
+        el("span", { class: "badge", text: "gpt2web" }),
+        ui.modelName = el("span", { class: "model", text: `model ${this.model}` }),
         ui.status),
-      ui.load, ui.error,
+      ui.about.about, ui.load, ui.error,
       el("div", { class: "grid" }, left, right));
     ui.region.addEventListener("keydown", (e) => this.onKey(e));
     root.append(ui.region);
@@ -607,7 +618,25 @@ export class GPT2Widget extends HTMLElement {
   onReady(m) {
     this.modelState = { model: this.model, state: "ready", info: m };
     this.ui.load.hidden = true;
+    this.showModelCard(m);
     this.emit("gpt2-ready", { model: m.model, config: m.config, backend: m.backend });
+  }
+
+  /** The model's name and one line about it; its example prompts (the first one to start
+   * with, unless the page's author chose a prompt or the reader typed one). */
+  showModelCard(m) {
+    const card = modelCard(m, this.model);
+    drawAbout(this.ui.about, card);
+    this.ui.modelName.textContent = card.name;
+    drawExamples(this.ui.examples, card.examples, (prompt) => {
+      this.ui.prompt.value = prompt;
+      this.promptEdited = true;
+      if (this.mode === "next") this.requestNext();
+    });
+    if (card.examples.length && !this.authoredPrompt && !this.promptEdited && this.ui.prompt.value !== card.examples[0]) {
+      this.ui.prompt.value = card.examples[0];
+      if (this.mode === "next") this.requestNext();
+    }
   }
 
   readyText() {

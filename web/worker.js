@@ -204,7 +204,8 @@ async function load({ id, model }) {
     // boot: how Python started ("snapshot" | "plain"); boot_info: why not the snapshot, step times.
     const { bootInfo } = await startPython();
     post("ready", id, { model, config: info.config, backend: info.backend, ms: performance.now() - t0,
-      boot: bootInfo.boot, boot_info: bootInfo });
+      boot: bootInfo.boot, boot_info: bootInfo, name: info.name,
+      description: info.description ?? null, examples: info.examples ?? [] });
   } catch (e) {
     post("error", id, toError(e));
   }

@@ -82,7 +82,8 @@ def add_shard(model, index, data, sha256=None):
 def finish_model(model):
     engine = _assemblers.pop(model).engine()
     _engines[model] = engine
-    return {"config": engine.model.config.to_dict(), "name": engine.name, "backend": engine.model.backend}
+    card = {k: engine.manifest[k] for k in ("description", "examples") if k in engine.manifest}
+    return {"config": engine.model.config.to_dict(), "name": engine.name, "backend": engine.model.backend, **card}
 
 
 def drop_model(model):

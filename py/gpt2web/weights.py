@@ -269,6 +269,12 @@ def parse_manifest(data: bytes | str | Mapping, source: str = "manifest.json") -
     for key in ("n_vocab", "n_ctx", "n_embd", "n_layer", "n_head"):
         if not isinstance(m["config"].get(key), int) or m["config"][key] <= 0:
             raise WeightsError(f"{source}: config.{key} must be a positive integer")
+    # Optional: what the model is (one line) and prompts that suit it, for the page.
+    if "description" in m and not isinstance(m["description"], str):
+        raise WeightsError(f"{source}: description must be text")
+    if "examples" in m and (not isinstance(m["examples"], list)
+                            or not all(isinstance(e, str) and e for e in m["examples"])):
+        raise WeightsError(f"{source}: examples must be a list of non-empty prompts")
     return m
 
 

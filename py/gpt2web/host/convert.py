@@ -47,6 +47,51 @@ class ConvertError(ValueError):
     pass
 
 
+# What the page says about a converted model, for the checkpoints OpenAI published. Other
+# sources get no description unless one is given: the converter cannot tell what they are.
+_GPT2_EXAMPLES = ["I wish you a happy New", "The capital of France is", "Once upon a time, there was a little"]
+KNOWN_MODELS = {
+    "gpt2": "GPT-2 small (124M) by OpenAI, trained on web text (WebText)",
+    "gpt2-medium": "GPT-2 medium (355M) by OpenAI, trained on web text (WebText)",
+    "gpt2-large": "GPT-2 large (774M) by OpenAI, trained on web text (WebText)",
+    "gpt2-xl": "GPT-2 XL (1.5B) by OpenAI, trained on web text (WebText)",
+    "distilgpt2": "DistilGPT2 (82M) by Hugging Face, distilled from GPT-2 small on OpenWebText",
+}
+MAX_DESCRIPTION = 300
+MAX_EXAMPLES = 10
+
+
+def model_card(src: str, description=None, examples=None) -> dict:
+    """The `description` and `examples` fields of a manifest: the given ones (checked), else
+    defaults for OpenAI's GPT-2 checkpoints named by their hub id; {} when nothing is known."""
+    known = None
+    if not Path(src).expanduser().exists():  # a hub id, not a local folder
+        org, _, hub_name = src.lower().rpartition("/")
+        if org in ("", "openai-community", "distilbert"):
+            known = KNOWN_MODELS.get(hub_name)
+    if description is None:
+        description = known
+    if examples is None:
+        examples = list(_GPT2_EXAMPLES) if known else None
+    card = {}
+    if description is not None:
+        if not isinstance(description, str) or not description.strip():
+            raise ConvertError("the description must be a line of text")
+        if len(description) > MAX_DESCRIPTION or "\n" in description:
+            raise ConvertError(f"the description must be one line of at most {MAX_DESCRIPTION} characters")
+        card["description"] = description.strip()
+    if examples is not None:
+        if isinstance(examples, str) or not isinstance(examples, (list, tuple)) or not examples:
+            raise ConvertError("examples must be a list of prompts (text)")
+        if len(examples) > MAX_EXAMPLES:
+            raise ConvertError(f"give at most {MAX_EXAMPLES} example prompts, not {len(examples)}")
+        for e in examples:
+            if not isinstance(e, str) or e == "":
+                raise ConvertError(f"every example prompt must be non-empty text, got {e!r}")
+        card["examples"] = list(examples)
+    return card
+
+
 def config_from_hf(hf: dict) -> GPT2Config:
     act = hf.get("activation_function", "gelu_new")
     if act not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -137,7 +182,12 @@ def quantization_report(reference: GPT2, quantized: GPT2, prompts=CHECK_PROMPTS)
 
 
 def convert(src: str, out: str | Path, dtype: str = "int8", group_size: int = 0,
-            name: str | None = None, report: bool = True, log=print) -> dict:
+            name: str | None = None, report: bool = True, log=print, *,
+            description: str | None = None, examples: list[str] | None = None) -> dict:
+    """Convert checkpoint `src` into `out`. `description` (one line) and `examples` (prompts
+    that suit the model) go into the manifest for the page; for OpenAI's GPT-2 checkpoints
+    named by hub id (gpt2, distilgpt2, gpt2-medium, ...) they default to what those are."""
+    card = model_card(src, description, examples)  # checked before any work
     folder = resolve_source(src)
     config, tensors = load_hf_checkpoint(folder)
     out = Path(out)
@@ -145,7 +195,7 @@ def convert(src: str, out: str | Path, dtype: str = "int8", group_size: int = 0,
         raise ConvertError(f"the GPT-2 vocabulary {TOKENIZER_FILE} is missing")
     manifest = write_model(out, config.to_dict(), tensors, dtype=dtype, group_size=group_size,
                            name=name or out.name, tokenizer_file="../gpt2.tiktoken",
-                           extra={"source": str(src)})
+                           extra={"source": str(src), **card})
     total = sum(s["bytes"] for s in manifest["shards"])
     log(f"wrote {out}/manifest.json and {len(manifest['shards'])} shards, {total / 1e6:.1f} MB ({dtype})")
     if report:
