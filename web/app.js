@@ -23,6 +23,7 @@ const loadView = new LoadView($("load-list"), $("loading"));
 // ---------------------------------------------------------------- status and errors
 
 function setStatus(state, text) {
+  delete ui.status.dataset.cause;
   ui.status.dataset.state = state;
   ui.status.textContent = text;
 }
@@ -169,10 +170,41 @@ function params({ quiet = false } = {}) {
   if (result.error) {
     const field = $(result.field);
     field.setAttribute("aria-invalid", "true");
-    if (!quiet) field.focus();
+    if (!quiet) {
+      field.focus();
+      clearOutput();
+      setStatus("error", "Nothing ran: fix the problem shown under the settings.");
+      ui.status.dataset.cause = "params";
+    }
     return null;
   }
+  if (ui.status.dataset.cause === "params") {  // fixed: say again what is ready
+    const ready = modelState.get(result.params.model);
+    if (ready?.state === "ready") setStatus("ready", readyText(result.params.model, ready));
+  }
   return result.params;
+}
+
+/** Nothing on screen from an earlier run: it would be read as the answer to this one. */
+function clearOutput(note = "Generate or Step to see the candidates for each next token.") {
+  if (run && !run.done) client.stop(run.id);
+  run = null;
+  pinned = null;
+  clearError();
+  ui.promptText.textContent = "";
+  ui.genText.textContent = "";
+  ui.tokens.replaceChildren();
+  ui.tokens.dataset.reason = "";
+  clearBars(note);
+  updateButtons();
+}
+
+function clearBars(note) {
+  ui.bars.replaceChildren();
+  ui.other.textContent = "";
+  drawChosenOutside(ui.outside, null);
+  ui.candTitle.textContent = "Candidates";
+  ui.candNote.textContent = note;
 }
 
 function onMessage(r, m) {
@@ -200,8 +232,11 @@ function onMessage(r, m) {
       break;
     case "error":
       r.done = true;
+      r.upcoming = null;
       showError(m);
-      setStatus("error", "Generation failed.");
+      if (m.kind === "prompt") ui.prompt.setAttribute("aria-invalid", "true");
+      setStatus("error", m.kind === "prompt" ? "Nothing ran: the prompt needs a change (see above)." : "Generation failed.");
+      if (!r.steps.length) clearBars("No candidates: see the message above.");
       updateButtons();
       break;
   }

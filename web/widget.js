@@ -27,8 +27,9 @@
 // widget's stays in. Colours can be themed from the page with --gpt2-* custom properties
 // (--gpt2-accent, --gpt2-share, --gpt2-bg, --gpt2-panel, --gpt2-text, --gpt2-line, ...).
 //
-// Events (bubbling, composed): gpt2-ready {model, config, backend}, gpt2-token (a token
-// message), gpt2-done (the done message), gpt2-error {kind, message}.
+// Events (bubbling, composed; payloads in protocol.md, "Widget events"): gpt2-ready once per
+// model {model, name, config, backend, description, examples}, gpt2-token per token (the
+// token message), gpt2-done per run (the done message), gpt2-error per problem {kind, message}.
 
 import { GPT2Client } from "./client.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
@@ -589,10 +590,15 @@ export class GPT2Widget extends HTMLElement {
     ui.error.replaceChildren(el("strong", { text: `${ERROR_TITLES[kind] ?? "Error"}: ` }), message);
     ui.error.dataset.kind = kind;
     ui.error.hidden = false;
+    // One event per problem: the model's load and a request waiting for it fail alike.
+    const key = `${kind}\n${message}`;
+    if (this.lastError === key) return;
+    this.lastError = key;
     this.emit("gpt2-error", { kind, message });
   }
 
   clearError() {
+    this.lastError = null;
     this.ui.error.hidden = true;
     this.ui.error.replaceChildren();
     delete this.ui.error.dataset.kind;
@@ -615,11 +621,22 @@ export class GPT2Widget extends HTMLElement {
     ui.loadText.title = ui.loadText.textContent;
   }
 
+  /** The model answered a request (a table, a token): it is loaded, whatever `ready` says later. */
+  markLoaded() {
+    if (this.modelState?.state !== "ready") this.modelState = { model: this.model, state: "ready", info: null };
+    this.ui.load.hidden = true;
+  }
+
+  /** The worker's `ready` for this widget's model: gpt2-ready, once per model. */
   onReady(m) {
+    const first = !this.modelState?.info;
     this.modelState = { model: this.model, state: "ready", info: m };
     this.ui.load.hidden = true;
     this.showModelCard(m);
-    this.emit("gpt2-ready", { model: m.model, config: m.config, backend: m.backend });
+    if (first) {
+      this.emit("gpt2-ready", { model: m.model, config: m.config, backend: m.backend, name: m.name ?? m.model,
+        description: m.description ?? null, examples: m.examples ?? [] });
+    }
   }
 
   /** The model's name and one line about it; its example prompts (the first one to start
@@ -704,13 +721,16 @@ export class GPT2Widget extends HTMLElement {
       }
       if (id !== this.nextId) return;  // an older prompt's answer
       if (m.type === "next") {
-        if (this.modelState?.state !== "ready") this.onReady({ model, config: null, backend: null });
+        this.markLoaded();
         this.clearError();
         this.drawNext(prompt, m.tokens);
         this.setStatus("ready", this.readyText());
       } else if (m.type === "error") {
         if (m.kind !== "prompt" && this.modelState?.state === "error") return;  // shown already (load)
         this.ui.load.hidden = true;
+        this.ui.bars.replaceChildren();  // the table of another prompt would read as this one's
+        this.ui.other.textContent = "";
+        this.ui.note.textContent = "No table: see the message above.";
         if (m.kind === "prompt") {
           this.ui.prompt.setAttribute("aria-invalid", "true");
         } else {
@@ -746,10 +766,42 @@ export class GPT2Widget extends HTMLElement {
       const field = result.field === "prompt" ? ui.prompt : ui.fields[result.field];
       field.setAttribute("aria-invalid", "true");
       if (field !== ui.prompt) ui.settings.open = true;
-      if (!quiet) field.focus();
+      if (!quiet) {
+        field.focus();
+        this.clearOutput();
+        this.setStatus("error", "Nothing ran: fix the problem shown above.");
+        this.paramStatus = true;
+      }
       return null;
     }
+    if (this.paramStatus && this.modelState?.state === "ready") this.setStatus("ready", this.readyText());
+    this.paramStatus = false;
     return result.params;
+  }
+
+  /** Nothing left on screen from an earlier run (it would read as the answer to this one). */
+  clearOutput() {
+    const ui = this.ui;
+    if (this.run && !this.run.done) this.client?.stop(this.run.id);
+    this.run = null;
+    this.pinned = null;
+    this.clearError();
+    ui.text.hidden = true;
+    ui.promptText.textContent = "";
+    ui.genText.textContent = "";
+    ui.tokens.replaceChildren();
+    ui.tokens.dataset.reason = "";
+    this.clearBars("Generate or Step to see the candidates for each next token.");
+    this.updateButtons();
+  }
+
+  clearBars(note) {
+    const ui = this.ui;
+    ui.bars.replaceChildren();
+    ui.other.textContent = "";
+    drawChosenOutside(ui.outside, null);
+    ui.candTitle.textContent = "Candidates";
+    ui.note.textContent = note;
   }
 
   newRun(mode, params) {
@@ -838,7 +890,9 @@ export class GPT2Widget extends HTMLElement {
       case "error": {
         r.done = true;
         r.pending = false;
+        r.upcoming = null;
         ui.load.hidden = true;
+        if (!r.steps.length) this.clearBars("No candidates: see the message above.");
         this.showError(m);
         if (m.kind === "prompt") ui.prompt.setAttribute("aria-invalid", "true");
         const loading = m.kind === "shard" || (m.kind === "runtime" && this.modelState?.state !== "ready");
@@ -851,7 +905,7 @@ export class GPT2Widget extends HTMLElement {
 
   onToken(r, m) {
     const ui = this.ui;
-    if (this.modelState?.state !== "ready") this.onReady({ model: r.params.model, config: null, backend: null });
+    this.markLoaded();
     r.n += 1;
     r.pending = false;
     r.steps.push(m);
