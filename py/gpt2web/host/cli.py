@@ -11,8 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from .paths import data_root
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-WEIGHTS_DIR = REPO_ROOT / "weights"
+WEIGHTS_DIR = data_root() / "weights"  # the checkout's, or the installed package's
 DEFAULT_MODEL = WEIGHTS_DIR / "demo"
 
 
@@ -130,7 +132,10 @@ def cmd_convert(args) -> None:
 def cmd_export(args) -> None:
     from .export import export
 
-    export(REPO_ROOT, Path(args.out), models=args.model or None, log=lambda m: print(m, file=sys.stderr))
+    from .paths import ensure_engine_wheel, ensure_web_runtime
+
+    export(data_root(), Path(args.out), models=args.model or None, log=lambda m: print(m, file=sys.stderr),
+           runtime_dir=ensure_web_runtime(), wheels_dir=ensure_engine_wheel())
 
 
 def cmd_bench(args) -> None:
@@ -144,7 +149,12 @@ def cmd_bench(args) -> None:
 def cmd_serve(args) -> None:
     from .server import serve
 
-    serve(REPO_ROOT, host=args.host, port=args.port, isolate=args.isolate)
+    from .paths import ensure_engine_wheel, ensure_web_runtime
+
+    if args.weights is not None and not (args.weights.is_dir() and any(args.weights.glob("*/manifest.json"))):
+        raise ValueError(f"--weights {args.weights}: not a folder of models (no */manifest.json in it)")
+    serve(data_root(), host=args.host, port=args.port, isolate=args.isolate, weights_dir=args.weights,
+          runtime_dir=ensure_web_runtime(quiet=False), wheels_dir=ensure_engine_wheel())
 
 
 # ---------------------------------------------------------------------- parser
@@ -215,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--isolate", action="store_true", help="send COOP/COEP headers (cross-origin isolation)")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="serve the models in DIR (folders with a manifest.json) instead of weights/")
     p.set_defaults(func=cmd_serve)
     return ap
 
@@ -229,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as e:  # an optional dependency: say which extra brings it
+        from .extras import missing_dependency
+
+        print(f"gpt2web {args.command}: error: {missing_dependency(e)}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, KeyError) as e:
         print(f"gpt2web {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -42,10 +42,17 @@ class ExportError(ValueError):
     pass
 
 
-def export(root: Path, out: Path, models: list[str] | None = None, log=print) -> Path:
-    """Copy the page, runtime and models into `out`; return it."""
+def export(root: Path, out: Path, models: list[str] | None = None, log=print,
+           runtime_dir: Path | None = None, wheels_dir: Path | None = None) -> Path:
+    """Copy the page, runtime and models into `out`; return it.
+
+    `runtime_dir` / `wheels_dir`: the Pyodide runtime and the engine wheel, when they are not
+    in `root/web` (an installed package keeps the runtime in the user's cache).
+    """
     web, weights = root / "web", root / "weights"
-    for needed in (web / "runtime" / "pyodide.mjs", web / "wheels" / "index.json"):
+    runtime = Path(runtime_dir) if runtime_dir is not None else web / "runtime"
+    wheels = Path(wheels_dir) if wheels_dir is not None else web / "wheels"
+    for needed in (runtime / "pyodide.mjs", wheels / "index.json"):
         if not needed.is_file():
             raise ExportError(f"{needed} is missing: run scripts/setup_runtime.py and scripts/build_wheel.py first")
     available = {m["id"]: m for m in list_models(weights)}
@@ -59,6 +66,9 @@ def export(root: Path, out: Path, models: list[str] | None = None, log=print) ->
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty: choose a new folder")
     shutil.copytree(web, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.map"))
+    for folder, name in ((runtime, "runtime"), (wheels, "wheels")):
+        if folder.resolve() != (web / name).resolve():
+            shutil.copytree(folder, out / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
     (out / "weights").mkdir(exist_ok=True)
     shutil.copy2(weights / "gpt2.tiktoken", out / "weights" / "gpt2.tiktoken")
     total = 0
