@@ -119,6 +119,20 @@ def peek(req):
 
 
 @_json
+def generate_truncate(req, n):
+    """Cut generation `req` back to its first `n` tokens (rewrite from there)."""
+    _generations[req].truncate(n)
+    return None
+
+
+@_json
+def generate_info(req):
+    """What a finished generation wrote, without freeing it (it may be rewound)."""
+    gen = _generations[req]
+    return {"text": gen.text, "ids": list(gen.ids), "prefill_ms": gen.prefill_ms}
+
+
+@_json
 def generate_end(req):
     gen = _generations.pop(req, None)
     if gen is None:
