@@ -15,6 +15,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from .model import GPT2, ContextFullError, GPT2Config
+from .explain import ExplainJobs
 from .sampling import Sampler, SamplingParams, describe, log_softmax, ranked, sampling_distribution
 from .tokenizer import EOT_ID, GPT2_TIKTOKEN_SHA256, Tokenizer, default_tokenizer
 from .weights import WeightsError, parse_manifest, read_model_dir, tensors_from_shard, tokenizer_path
@@ -28,7 +29,7 @@ class PromptError(ValueError):
     """The prompt cannot be run as it is; the message says why and what to do."""
 
 
-class Engine:
+class Engine(ExplainJobs):  # + the views' jobs: attention, lens, neighbors (explain.py)
     def __init__(self, model: GPT2, tokenizer: Tokenizer, manifest: Mapping | None = None):
         self.model = model
         self.tokenizer = tokenizer

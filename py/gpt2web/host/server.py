@@ -18,9 +18,7 @@ Rules:
   * ``Cache-Control: public, max-age=31536000, immutable`` for content-addressed names
     (a run of 16+ hex digits, e.g. ``h.0.3fa9c0d1e2b3a4f5.bin``), ``no-cache`` for the rest;
   * ``Access-Control-Allow-Origin: *`` on every response, so the widget can be embedded
-    from another origin; with ``isolate=True`` also COOP/COEP/CORP (cross-origin isolation);
-  * ``X-Content-Type-Options: nosniff``, a strict Content-Security-Policy and a
-    Referrer-Policy on every response (``policy.py``).
+    from another origin; with ``isolate=True`` also COOP/COEP/CORP (cross-origin isolation).
 """
 
 from __future__ import annotations
@@ -40,8 +38,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from .policy import SECURITY_HEADERS
 
 log = logging.getLogger("gpt2web.server")
 
@@ -222,7 +218,7 @@ class HeadersMiddleware:
             (b"access-control-allow-origin", b"*"),
             (b"access-control-expose-headers",
              b"Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified"),
-        ] + [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        ]
         if isolate:
             self.extra += [
                 (b"cross-origin-opener-policy", b"same-origin"),
@@ -258,14 +254,11 @@ class HeadersMiddleware:
 
 
 def create_app(root: Path | str, isolate: bool = False,
-               weights_dir: Path | str | None = None, runtime_dir: Path | str | None = None,
-               wheels_dir: Path | str | None = None) -> FastAPI:
+               weights_dir: Path | str | None = None) -> FastAPI:
     """The static app for the project folder ``root`` (which holds web/ and weights/).
 
     ``weights_dir`` serves another folder at /weights/ instead of ``root/weights``
-    (e.g. models that tests build in a temp folder); ``runtime_dir`` and ``wheels_dir`` serve
-    /runtime/ and /wheels/ from other folders than ``root/web`` (an installed package keeps the
-    Pyodide runtime in the user's cache).
+    (e.g. models that tests build in a temp folder).
     """
     root = Path(root)
     web = root / "web"
@@ -301,13 +294,6 @@ def create_app(root: Path | str, isolate: bool = False,
     def weight_file(rel: str, request: Request) -> Response:
         return serve_from(weights, rel, request)
 
-    for prefix, folder in (("runtime", runtime_dir), ("wheels", wheels_dir)):
-        if folder is not None:
-            def from_folder(rel: str, request: Request, base: Path = Path(folder)) -> Response:
-                return serve_from(base, rel, request)
-
-            app.add_api_route(f"/{prefix}/{{rel:path}}", from_folder, methods=["GET", "HEAD"])
-
     @app.api_route("/{rel:path}", methods=["GET", "HEAD"])
     def web_file(rel: str, request: Request) -> Response:
         return serve_from(web, rel, request)
@@ -327,16 +313,14 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(root: Path | str, host: str = "127.0.0.1", port: int = 8000, isolate: bool = False,
-          log_level: str = "warning", weights_dir: Path | str | None = None,
-          runtime_dir: Path | str | None = None, wheels_dir: Path | str | None = None) -> None:
+          log_level: str = "warning", weights_dir: Path | str | None = None) -> None:
     """Serve ``root`` with uvicorn until interrupted. ``port=0`` picks a free port.
 
     Prints ``Serving gpt2web at http://HOST:PORT/`` with the port actually bound.
     """
     import uvicorn
 
-    app = create_app(root, isolate=isolate, weights_dir=weights_dir, runtime_dir=runtime_dir,
-                     wheels_dir=wheels_dir)
+    app = create_app(root, isolate=isolate, weights_dir=weights_dir)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
