@@ -121,6 +121,48 @@ def cmd_score(args) -> None:
     print(f"perplexity {res['perplexity']:.3f}")
 
 
+def cmd_attention(args) -> None:
+    res = _engine(args.model).attention(_read_text(args.text), args.layer, args.head)
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    toks, w = res["tokens"], res["weights"]
+    who = f"head {res['head']}" if res["head"] is not None else "mean over heads"
+    print(f"layer {res['layer']}, {who}: row i = how much token i attends to each token j <= i")
+    if len(toks) <= 12:
+        print(_table([[str(i), _show(t["token"])] + [f"{v:.3f}" if j <= i else "" for j, v in enumerate(row)]
+                      for i, (t, row) in enumerate(zip(toks, w))], ["#", "token"] + [str(j) for j in range(len(toks))]))
+    else:  # too wide for a matrix: each row's five largest weights
+        rows = []
+        for i, (t, row) in enumerate(zip(toks, w)):
+            best = sorted(range(i + 1), key=lambda j: (-row[j], j))[:5]
+            rows.append([str(i), _show(t["token"]), ", ".join(f"{j} {_show(toks[j]['token'])} {row[j]:.3f}" for j in best)])
+        print(_table(rows, ["#", "token", "attends most to (position token weight)"]))
+
+
+def cmd_lens(args) -> None:
+    res = _engine(args.model).lens(_read_text(args.text), top=args.top)
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    n = len(res["layers"]) - 1
+    rows = [["embeddings" if L["layer"] == 0 else f"block {L['layer']}" + (" (= next)" if L["layer"] == n else ""),
+             ", ".join(f"{_show(t['token'])} {t['prob']:.4g}" for t in L["top"])] for L in res["layers"]]
+    print(f"after the last token {_show(res['tokens'][-1]['token'])}: ln_f + LM head on the residual stream")
+    print(_table(rows, ["read after", f"top {args.top} (probability)"]))
+
+
+def cmd_neighbors(args) -> None:
+    res = _engine(args.model).neighbors(args.token, top=args.top)
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    t = res["token"]
+    print(f"nearest to {_show(t['token'])} (id {t['id']}) by the cosine of their embedding rows")
+    print(_table([[str(n + 1), _show(r["token"]), str(r["id"]), f"{r['cosine']:.6f}"]
+                  for n, r in enumerate(res["neighbors"])], ["#", "token", "id", "cosine"]))
+
+
 def cmd_convert(args) -> None:
     from .convert import convert
 
@@ -196,6 +238,28 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("attention", help="attention weights of one layer (and head) over a text's tokens")
+    p.add_argument("text", help="the text, or - to read stdin")
+    model_arg(p)
+    p.add_argument("--layer", type=int, required=True, help="the layer, from 0")
+    p.add_argument("--head", type=int, default=None, help="the head, from 0 (default: the mean over heads)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_attention)
+
+    p = sub.add_parser("lens", help="layer by layer: the top next tokens read after each block (logit lens)")
+    p.add_argument("text", help="the text, or - to read stdin")
+    model_arg(p)
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lens)
+
+    p = sub.add_parser("neighbors", help="a token's nearest tokens by the cosine of their embeddings")
+    p.add_argument("token", help="a token id, or a text that is one token (e.g. ' God')")
+    model_arg(p)
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_neighbors)
 
     p = sub.add_parser("convert", help="convert a Hugging Face GPT-2 checkpoint (folder or model id)")
     p.add_argument("src", help="checkpoint folder, or a model id such as gpt2, distilgpt2, gpt2-medium")
