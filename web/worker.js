@@ -9,9 +9,13 @@
 // page -> worker
 //   load     {id, model}                               load a model (weights/<model>/)
 //   generate {id, model, prompt, temperature, top_k, top_p, seed, max_tokens, candidates}
-//   step     {id, ...same as generate, forced_id?}     one token; the same id continues the
+//   step     {id, ...same as generate, forced_id?, at?, peek?}
+//                                                      one token; the same id continues the
 //                                                      same generation; forced_id = the
-//                                                      token the user picked
+//                                                      token the user picked; at = first cut
+//                                                      it back to its first `at` tokens;
+//                                                      peek = append nothing, send the
+//                                                      next token's candidates
 //   stop     {id}                                      end a generation or a step session
 //   next     {id, model, prompt, top}                  next-token table after the prompt
 //   stats    {id}                                      memory and boot time (benchmarks)
@@ -23,6 +27,7 @@
 //                                                      dict, its `id` renamed token_id (`id`
 //                                                      is the request); step requests add
 //                                                      `upcoming`: the next token's candidates
+//   candidates {id, index, candidates, shown_mass}     answer to a step with peek
 //   done     {id, reason, text, ids, seed, tokens, tokens_per_s, prefill_ms}
 //                                                      reason: eot | max_tokens | context_full | stopped
 //   next     {id, model, tokens}                       answer to next
@@ -114,6 +119,23 @@ async function startGeneration(msg, req) {
   Object.assign(req, { started: true, seed: start.seed, t0: performance.now() });
 }
 
+/**
+ * A step session (or a generate request sent with `keep`) that has ended: say `done`, but
+ * keep its generation, so that a later `step` with `at` can rewrite it from an earlier
+ * token. A `stop` or eviction frees it.
+ */
+function finishKept(id, reason) {
+  const req = requests.get(id);
+  if (!req) return;
+  const info = callPython(python.bridge, "generate_info", id);
+  const seconds = (performance.now() - req.t0) / 1000;
+  post("done", id, {
+    reason, text: info.text, ids: info.ids, seed: req.seed ?? null, tokens: req.n,
+    tokens_per_s: req.n && seconds > 0 ? req.n / seconds : 0, prefill_ms: info.prefill_ms ?? null,
+  });
+  Object.assign(req, { mode: "step", finished: true, stopped: false, queue: req.queue ?? Promise.resolve() });
+}
+
 /** End request `id` with a `done` message (once) and free its generation. */
 function finish(id, reason) {
   const req = requests.get(id);
@@ -147,14 +169,16 @@ async function generate(msg) {
   const { id } = msg;
   const req = { mode: "generate", stopped: false, started: false, n: 0 };
   requests.set(id, req);
+  const end = msg.keep ? finishKept : finish;
   try {
     await startGeneration(msg, req);
+    if (!req.started) return finish(id, "stopped");
     for (;;) {
-      if (req.stopped) return finish(id, "stopped");
+      if (req.stopped) return end(id, "stopped");
       const s = callPython(python.bridge, "generate_step", id, null);
       req.n += 1;
       post("token", id, tokenMessage(s, req));
-      if (s.done) return finish(id, s.reason);
+      if (s.done) return end(id, s.reason);
       await yieldToEventLoop();
     }
   } catch (e) {
@@ -178,11 +202,24 @@ async function runStep(msg, req) {
   try {
     if (!req.started) await startGeneration(msg, req);
     if (req.stopped) return finish(id, "stopped");
-    const s = callPython(python.bridge, "generate_step", id, msg.forced_id ?? null);
+    const { bridge } = python;
+    if (msg.at != null) {  // rewrite from token `at`: the engine cuts its KV cache back
+      callPython(bridge, "generate_truncate", id, msg.at);
+      Object.assign(req, { n: msg.at, finished: false });
+    }
+    if (req.finished) {
+      post("error", id, { kind: "params", message: "this generation is finished: rewrite it from an earlier token, or start a new one" });
+      return;
+    }
+    if (msg.peek) {
+      post("candidates", id, callPython(bridge, "peek", id));
+      return;
+    }
+    const s = callPython(bridge, "generate_step", id, msg.forced_id ?? null);
     req.n += 1;
-    const upcoming = s.done ? null : callPython(python.bridge, "peek", id);
+    const upcoming = s.done ? null : callPython(bridge, "peek", id);
     post("token", id, { ...tokenMessage(s, req), upcoming });
-    if (s.done) finish(id, s.reason);
+    if (s.done) finishKept(id, s.reason);
   } catch (e) {
     fail(id, e);
   }
