@@ -379,6 +379,7 @@ export class GPT2Widget extends HTMLElement {
 
   connectedCallback() {
     if (!this.built) this.build();
+    if (this.staticView && !this.started) return this.waitForReader();
     if (this.getAttribute("loading") === "lazy" && !this.started && "IntersectionObserver" in window) {
       this.setStatus("idle", "The model loads when you get here.");
       this.observer = new IntersectionObserver((entries) => {
@@ -431,6 +432,63 @@ export class GPT2Widget extends HTMLElement {
     this.started = true;
     this.loadModel();  // in next mode too: a `next` request hears of the model only once Python is up
     if (this.mode === "next") this.requestNext();
+  }
+
+  // -------------------------------------------------------------- a first view rendered with the page
+
+  /** Children rendered when the page was built (`gpt2web render`: real bars, no script
+   * needed) stay on show through a slot until the live view has its first result. */
+  showStatic() {
+    const view = this.querySelector(":scope > .gpt2-static");
+    if (!view || this.liveShown) return;
+    this.staticView = view;
+    this.staticStatus = view.querySelector(".status") ?? el("span");
+    this.ui.region.hidden = true;
+    this.ui.slot = el("slot");
+    this.shadowRoot.append(this.ui.slot);
+  }
+
+  /** Nothing loads until the reader clicks a button or the prompt (loading="eager": at once). */
+  waitForReader() {
+    if (this.getAttribute("loading") === "eager") return this.wake();
+    if (this.waiting) return;
+    this.waiting = (e) => {
+      const target = e.target.closest?.("button, textarea, .chip");
+      if (!target || (e.type === "keydown" && (e.key === "Tab" || e.key === "Shift"))) return;
+      this.wake();
+    };
+    this.addEventListener("click", this.waiting);
+    this.addEventListener("keydown", this.waiting);
+  }
+
+  wake() {
+    this.removeEventListener("click", this.waiting);
+    this.removeEventListener("keydown", this.waiting);
+    this.waiting = null;
+    this.woken = true;
+    const view = this.staticView?.dataset.view;
+    if (view === "generate" && this.mode === "generate") {
+      this.generate();  // the same settings and seed: the same tokens, now live
+    } else {
+      if (view !== "next") this.showLive();
+      this.start();
+    }
+  }
+
+  /** Swap the live view in, at least as tall as the static one was (nothing below moves). */
+  showLive() {
+    const ui = this.ui;
+    if (!ui?.slot) return;
+    const height = this.getBoundingClientRect().height;
+    const focused = this.staticView.contains(document.activeElement);
+    ui.slot.remove();
+    ui.slot = null;
+    ui.region.hidden = false;
+    if (height > 0) ui.region.style.minHeight = `${height}px`;
+    this.staticView.remove();
+    this.staticView = null;
+    this.liveShown = true;
+    if (focused) (ui.generate ?? ui.show)?.focus();
   }
 
   // -------------------------------------------------------------- building the DOM
@@ -545,6 +603,7 @@ export class GPT2Widget extends HTMLElement {
       el("div", { class: "grid" }, left, right));
     ui.region.addEventListener("keydown", (e) => this.onKey(e));
     root.append(ui.region);
+    this.showStatic();
     this.built = true;
     this.setStatus("idle", "Waiting for the model…");
   }
@@ -583,9 +642,11 @@ export class GPT2Widget extends HTMLElement {
   setStatus(state, text) {
     this.ui.status.dataset.state = state;
     this.ui.status.textContent = text;
+    if (this.ui.slot && this.woken) this.staticStatus.textContent = text;  // still the static view
   }
 
   showError({ kind, message }) {
+    this.showLive();
     const ui = this.ui;
     ui.error.replaceChildren(el("strong", { text: `${ERROR_TITLES[kind] ?? "Error"}: ` }), message);
     ui.error.dataset.kind = kind;
@@ -751,6 +812,7 @@ export class GPT2Widget extends HTMLElement {
     ui.candTitle.append(el("code", { text: tail }));
     ui.note.textContent = `The model's ${tokens.length} likeliest next tokens and their probabilities (temperature 1).`;
     drawCandidates(ui.bars, ui.other, { candidates: tokens.map((t) => ({ ...t, chosen: false })), shown_mass: shown });
+    this.showLive();
   }
 
   // -------------------------------------------------------------- generate mode
@@ -884,6 +946,7 @@ export class GPT2Widget extends HTMLElement {
           (m.seed != null && r.params.temperature > 0 ? `, seed ${m.seed}.` : "."));  // greedy: no draws
         this.showCurrent();
         this.updateButtons();
+        this.showLive();
         this.emit("gpt2-done", m);
         break;
       }

@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="serve the models in DIR (folders with a manifest.json) instead of weights/")
     p.set_defaults(func=cmd_serve)
+
+    from .render import add_parser as add_render_parser
+
+    add_render_parser(sub)  # gpt2web render: a widget's first view as HTML (docs builds)
     return ap
 
 
