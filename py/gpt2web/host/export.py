@@ -14,12 +14,15 @@ import shutil
 from pathlib import Path
 
 from ..weights import parse_manifest
+from .policy import SECURITY_HEADERS
 from .server import list_models
 
 SERVE_PY = '''#!/usr/bin/env python3
 """Serve this folder on http://127.0.0.1:8000/ (standard library only): python3 serve.py [PORT]"""
 import functools, http.server, sys
 from pathlib import Path
+
+HEADERS = @HEADERS@  # the same security headers as `gpt2web serve`
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -29,6 +32,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def list_directory(self, path):  # no directory listings
         self.send_error(404)
+
+    def end_headers(self):
+        for name, value in HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
 handler = functools.partial(Handler, directory=str(Path(__file__).resolve().parent))
@@ -83,6 +91,6 @@ def export(root: Path, out: Path, models: list[str] | None = None, log=print,
             total += s["bytes"]
         log(f"  model {name}: {len(manifest['shards'])} shards, {sum(s['bytes'] for s in manifest['shards']) / 1e6:.1f} MB")
     (out / "models.json").write_text(json.dumps({"models": list_models(out / "weights")}, indent=2) + "\n")
-    (out / "serve.py").write_text(SERVE_PY)
+    (out / "serve.py").write_text(SERVE_PY.replace("@HEADERS@", repr(SECURITY_HEADERS)))
     log(f"exported to {out} ({total / 1e6:.1f} MB of weights). Run: python3 {out / 'serve.py'}")
     return out

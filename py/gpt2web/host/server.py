@@ -18,7 +18,9 @@ Rules:
   * ``Cache-Control: public, max-age=31536000, immutable`` for content-addressed names
     (a run of 16+ hex digits, e.g. ``h.0.3fa9c0d1e2b3a4f5.bin``), ``no-cache`` for the rest;
   * ``Access-Control-Allow-Origin: *`` on every response, so the widget can be embedded
-    from another origin; with ``isolate=True`` also COOP/COEP/CORP (cross-origin isolation).
+    from another origin; with ``isolate=True`` also COOP/COEP/CORP (cross-origin isolation);
+  * ``X-Content-Type-Options: nosniff``, a strict Content-Security-Policy and a
+    Referrer-Policy on every response (``policy.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .policy import SECURITY_HEADERS
 
 log = logging.getLogger("gpt2web.server")
 
@@ -218,7 +222,7 @@ class HeadersMiddleware:
             (b"access-control-allow-origin", b"*"),
             (b"access-control-expose-headers",
              b"Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified"),
-        ]
+        ] + [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
         if isolate:
             self.extra += [
                 (b"cross-origin-opener-policy", b"same-origin"),
