@@ -18,13 +18,41 @@ sys.path.insert(0, str(ROOT / "py"))
 TINY = dict(n_embd=64, n_layer=2, n_head=4, n_positions=512)
 
 
-def build_hf_checkpoint(path: Path, seed: int = 0, **shape) -> Path:
-    """A random GPT-2 (real 50,257-token vocabulary) saved as a Hugging Face folder."""
+def randomize_every_tensor(model, seed: int) -> None:
+    """Every parameter of a transformers GPT-2 random, from a fixed seed, so that no part of the
+    network can be dropped or swapped without changing the logits: biases ~ N(0, 0.1), layer-norm
+    gains ~ 1 + N(0, 0.2) (default initialisation makes them exactly 0 and 1), matrices
+    ~ N(0, 1 / fan_in), embeddings ~ N(0, 0.4). At these scales the next-token distribution is
+    neither flat nor one-hot (top probabilities ~0.03-0.8 on the tiny shape), so a relative
+    tolerance on probabilities means something."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # lm_head.weight is wte (tied): listed once
+            r = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if name.endswith(("wte.weight", "wpe.weight")):
+                p.copy_(0.4 * r)
+            elif p.ndim == 2:  # Conv1D weights are [in, out]
+                p.copy_(r / p.shape[0] ** 0.5)
+            elif ".ln_" in name and name.endswith(".weight"):
+                p.copy_(1 + 0.2 * r)
+            else:  # every bias, layer norms' included
+                p.copy_(0.1 * r)
+
+
+def build_hf_checkpoint(path: Path, seed: int = 0, every_tensor_random: bool = False, **shape) -> Path:
+    """A random GPT-2 (real 50,257-token vocabulary) saved as a Hugging Face folder.
+
+    `shape` may hold any GPT2Config field. With `every_tensor_random`, every tensor is drawn
+    at random (`randomize_every_tensor`), not just what default initialisation randomizes."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, **shape))
+    if every_tensor_random:
+        randomize_every_tensor(model, seed)
     model.eval()
     model.save_pretrained(path, safe_serialization=True)
     return path

@@ -20,7 +20,7 @@ from .sampling import Sampler, SamplingParams, describe, log_softmax, ranked, sa
 from .tokenizer import EOT_ID, GPT2_TIKTOKEN_SHA256, Tokenizer, default_tokenizer
 from .weights import WeightsError, parse_manifest, read_model_dir, tensors_from_shard, tokenizer_path
 
-__all__ = ["Engine", "Generation", "PromptError", "ShardAssembler", "ContextFullError"]
+__all__ = ["Engine", "Generation", "PromptError", "ShardAssembler", "ContextFullError", "sliding_windows"]
 
 MAX_NEW_TOKENS = 1024
 
@@ -60,16 +60,21 @@ class Engine(ExplainJobs):  # + the views' jobs: attention, lens, neighbors (exp
     def label(self, token_id: int) -> str:
         return self.tokenizer.token_label(token_id)
 
-    def encode_prompt(self, prompt: str, reserve: int = 1) -> list[int]:
-        if not isinstance(prompt, str):
-            raise PromptError(f"the prompt must be text, got {type(prompt).__name__}")
-        if prompt == "":
-            raise PromptError("the prompt is empty: type some text to continue")
-        for i, ch in enumerate(prompt):
+    def encode_text(self, text: str, what: str = "prompt") -> list[int]:
+        """The ids of `text`, any length; a PromptError for what cannot be run (empty, not text)."""
+        if not isinstance(text, str):
+            raise PromptError(f"the {what} must be text, got {type(text).__name__}")
+        if text == "":
+            raise PromptError(f"the {what} is empty: type some text to continue"
+                              if what == "prompt" else f"the {what} is empty: give some text to score")
+        for i, ch in enumerate(text):
             if "\ud800" <= ch <= "\udfff":
-                raise PromptError(f"the prompt has a broken character (unpaired surrogate U+{ord(ch):04X}) "
+                raise PromptError(f"the {what} has a broken character (unpaired surrogate U+{ord(ch):04X}) "
                                   f"at position {i}: remove it or paste the text again")
-        ids = self.tokenizer.encode(prompt)
+        return self.tokenizer.encode(text)
+
+    def encode_prompt(self, prompt: str, reserve: int = 1) -> list[int]:
+        ids = self.encode_text(prompt)
         limit = self.model.config.n_ctx - reserve
         if len(ids) > limit:
             raise PromptError(f"the prompt is {len(ids)} tokens long; this model reads at most "
@@ -91,28 +96,71 @@ class Engine(ExplainJobs):  # + the views' jobs: attention, lens, neighbors (exp
         probs = np.exp(log_softmax(logits))
         return [{**self.token_info(i), "prob": float(probs[i])} for i in ranked(logits, top)]
 
-    def score(self, text: str) -> dict:
-        """How surprised the model is by each token of `text` (the first follows <|endoftext|>)."""
-        ids = self.encode_prompt(text, reserve=0)
-        if len(ids) + 1 > self.model.config.n_ctx:
-            raise PromptError(f"the text is {len(ids)} tokens long; scoring reads at most "
-                              f"{self.model.config.n_ctx - 1}")
-        return self.score_ids(ids)
+    def score(self, text: str, stride: int | None = None) -> dict:
+        """How surprised the model is by each token of `text` (the first follows <|endoftext|>).
 
-    def score_ids(self, ids: list[int], context: int = EOT_ID) -> dict:
-        """Per-token probability and rank of `ids` after `context`, and their perplexity."""
-        logits = self.model.forward([context] + list(ids[:-1]), self.model.new_cache(), all_logits=True)
-        out, total = [], 0.0
-        for row, t in zip(logits, ids):
-            lp = log_softmax(row)
-            rank = int((row > row[t]).sum() + ((row == row[t]) & (np.arange(row.shape[0]) < t)).sum()) + 1
-            out.append({**self.token_info(t), "prob": float(math.exp(lp[t])), "rank": rank})
-            total += float(lp[t])
-        return {"tokens": out, "perplexity": math.exp(-total / len(ids))}
+        Any length: see `score_ids` for the sliding window used past the model's context.
+        """
+        return self.score_ids(self.encode_text(text, "text"), stride=stride)
+
+    def default_stride(self) -> int:
+        return max(1, self.model.config.n_ctx // 2)
+
+    def score_ids(self, ids: list[int], context: int = EOT_ID, stride: int | None = None) -> dict:
+        """Per-token probability and rank of `ids` after `context`, and their perplexity.
+
+        Token i is predicted from `context` and ids[:i]. A text longer than the model's context
+        (n_ctx) is read in windows of n_ctx tokens, each starting `stride` tokens after the one
+        before (default n_ctx // 2), and each window scores only the tokens no earlier window
+        scored: so every token is scored once, with at least n_ctx - stride + 1 tokens before
+        it (all of them while the text still fits); the last window ends at the text's end,
+        so its tokens get more. A smaller stride gives every token more context and costs about
+        n_ctx / stride forward passes of n_ctx tokens per n_ctx tokens of text (stride 1: every
+        token sees the n_ctx - 1 tokens before it, one pass per token). Texts of at most n_ctx
+        tokens are one window: exactly as before windows existed.
+
+        Each token carries `context`, the number of tokens the model saw before it (the
+        <|endoftext|> start included); the result carries `n_ctx`, `stride` and `windows`.
+        """
+        ids = [int(t) for t in ids]
+        if not ids:
+            raise PromptError("there is nothing to score: the text has no tokens")
+        n_ctx = self.model.config.n_ctx
+        if stride is None:
+            stride = self.default_stride()
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= n_ctx:
+            raise PromptError(f"the stride must be a whole number from 1 to the model's context "
+                              f"({n_ctx}), got {stride!r}")
+        inputs = [int(context)] + ids[:-1]  # inputs[i] is the last token seen before ids[i]
+        out, total, windows = [], 0.0, 0
+        for start, first, end in sliding_windows(len(ids), n_ctx, stride):
+            logits = self.model.forward(inputs[start:end], self.model.new_cache(), last=end - first)
+            windows += 1
+            for i, row in zip(range(first, end), logits):  # row predicts ids[i]
+                t = ids[i]
+                lp = log_softmax(row)
+                rank = int((row > row[t]).sum() + ((row == row[t]) & (np.arange(row.shape[0]) < t)).sum()) + 1
+                out.append({**self.token_info(t), "prob": float(math.exp(lp[t])), "rank": rank,
+                            "context": i - start + 1})
+                total += float(lp[t])
+        return {"tokens": out, "perplexity": math.exp(-total / len(ids)), "n_ctx": n_ctx, "stride": stride,
+                "windows": windows}
 
     def generate(self, prompt: str, params: SamplingParams | None = None, max_tokens: int = 50,
                  n_candidates: int = 10, stop_at_eot: bool = True) -> "Generation":
         return Generation(self, prompt, params or SamplingParams(), max_tokens, n_candidates, stop_at_eot)
+
+
+def sliding_windows(n: int, n_ctx: int, stride: int) -> Iterator[tuple[int, int, int]]:
+    """The windows that score n tokens: (start, first, end) = read inputs[start:end] (at most
+    n_ctx of them), score tokens first..end-1. Windows start 0, stride, 2 * stride, ...; the
+    last one is moved back to end at n (so it is full), and scores only what is left."""
+    start = first = 0
+    while first < n:
+        end = min(start + n_ctx, n)
+        yield start, first, end
+        first = end
+        start = min(start + stride, max(n - n_ctx, 0))
 
 
 class Generation:

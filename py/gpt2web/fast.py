@@ -103,8 +103,9 @@ class Runner:
             got = cache._addresses = (_ptr(cache.k), _ptr(cache.v), cache.k[0].nbytes)
         return got
 
-    def forward(self, ids: np.ndarray, cache, all_logits: bool) -> np.ndarray:
-        """As GPT2.forward, after its checks: ids [T] int64 within the vocabulary, room in the cache."""
+    def forward(self, ids: np.ndarray, cache, rows: int) -> np.ndarray:
+        """As GPT2.forward, after its checks: ids [T] int64 within the vocabulary, room in the
+        cache, 1 <= rows <= T. Returns the logits of the last `rows` tokens, [rows, n_vocab]."""
         m, C, H, D = self.model, self.C, self.H, self.D
         T = ids.shape[0]
         a = self._arena(T)
@@ -132,12 +133,11 @@ class Runner:
             gemm(T, 4 * C, n, P["fc"], *w, b, P["y"], xq, xs)
             np.add(A["x"], A["y"], out=A["x"])
         cache.length += T
-        rows = T if all_logits else 1
-        first = T - rows  # the last row only, unless all logits are wanted
+        first = T - rows  # the last `rows` tokens' logits only
         ln(rows, C, P["x"] + 4 * first * C, *self.ln_f, eps, P["h"])
         w, _, n = self.head
         logits = np.empty((rows, n), dtype=np.float32)
         gemm(rows, C, n, P["h"], *w, 0, _ptr(logits), xq, xs)
         if T > KEEP_ARENA_T:  # a long prompt's buffers (~34 KB a token for GPT-2 small) go now
             self.arena = None
-        return logits if all_logits else logits[0]
+        return logits

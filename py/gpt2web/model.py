@@ -228,15 +228,20 @@ class GPT2:
     def layer_norm(self):
         return kernels.layer_norm if self.fast else layer_norm
 
-    def forward(self, ids, cache: KVCache, all_logits: bool = False) -> np.ndarray:
+    def forward(self, ids, cache: KVCache, all_logits: bool = False, last: int | None = None) -> np.ndarray:
         """Run new tokens `ids` after what `cache` holds; advance the cache.
 
-        Returns the logits after the last token, [n_vocab], or for every new token, [T, n_vocab].
+        Returns the logits after the last token, [n_vocab], or for every new token, [T, n_vocab]
+        (`all_logits`), or for the last `last` new tokens, [last, n_vocab] (the LM head is a third
+        of the work: a sliding-window score needs only the rows it has not scored yet).
         """
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         T = ids.shape[0]
         if T == 0:
             raise ValueError("forward() needs at least one token")
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= T):
+            raise ValueError(f"last must be a whole number from 1 to {T}, got {last!r}")
+        rows = T if all_logits else (last or 1)
         if cache.length + T > self.config.n_ctx:
             raise ContextFullError(
                 f"the context window holds {self.config.n_ctx} tokens; {cache.length} are used and "
@@ -248,14 +253,13 @@ class GPT2:
                 from .fast import Runner
                 self._runner = Runner(self) if Runner.supports(self) else False
             if self._runner:  # the same steps, with buffers and addresses set up once
-                return self._runner.forward(ids, cache, all_logits)
+                logits = self._runner.forward(ids, cache, rows)
+                return logits if all_logits or last else logits[0]
         p, eps = self.p, self.config.layer_norm_epsilon
         x = embed(p["wte"], ids) + p["wpe"][cache.length:cache.length + T]  # [T, C]
         for layer in range(self.config.n_layer):
             x = self.block(x, layer, cache)
         cache.length += T
-        if not all_logits:
-            x = x[-1:]
-        x = self.layer_norm(x, p["ln_f.g"], p["ln_f.b"], eps)
-        logits = matmul_t(x, p["wte"])  # tied LM head: [T, C] -> [T, n_vocab]
-        return logits if all_logits else logits[0]
+        x = self.layer_norm(x[T - rows:], p["ln_f.g"], p["ln_f.b"], eps)  # [rows, C]
+        logits = matmul_t(x, p["wte"])  # tied LM head: [rows, C] -> [rows, n_vocab]
+        return logits if all_logits or last else logits[0]

@@ -111,14 +111,19 @@ def cmd_generate(args) -> None:
 
 def cmd_score(args) -> None:
     eng = _engine(args.model)
-    res = eng.score(_read_text(args.text))
+    res = eng.score(_read_text(args.text), stride=args.stride)
     if args.json:
-        print(json.dumps({"tokens": [{k: t[k] for k in ("id", "token", "prob", "rank")} for t in res["tokens"]],
-                          "perplexity": res["perplexity"]}, ensure_ascii=False))
+        print(json.dumps({"tokens": [{k: t[k] for k in ("id", "token", "prob", "rank", "context")}
+                                     for t in res["tokens"]],
+                          **{k: res[k] for k in ("perplexity", "n_ctx", "stride", "windows")}},
+                         ensure_ascii=False))
         return
-    print(_table([[f"'{t['token']}'", str(t["id"]), f"{t['prob']:.6g}", str(t["rank"])] for t in res["tokens"]],
-                 ["token", "id", "probability", "rank"]))
+    print(_table([[f"'{t['token']}'", str(t["id"]), f"{t['prob']:.6g}", str(t["rank"]), str(t["context"])]
+                  for t in res["tokens"]], ["token", "id", "probability", "rank", "context"]))
     print(f"perplexity {res['perplexity']:.3f}")
+    if res["windows"] > 1:
+        print(f"{len(res['tokens'])} tokens, longer than the model's context of {res['n_ctx']}: read in "
+              f"{res['windows']} windows, {res['stride']} tokens apart (--stride)")
 
 
 def cmd_attention(args) -> None:
@@ -234,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("score", help="per-token probability and rank of a text, and its perplexity")
-    p.add_argument("text")
+    p.add_argument("text", help="the text (any length), or - to read stdin")
     model_arg(p)
+    p.add_argument("--stride", type=int, default=None,
+                   help="past the model's context, each window starts this many tokens after the one "
+                        "before (default: half the context; smaller = more context per token, slower)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_score)
 
