@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
-"""Train the shipped demo model: a small GPT-2 on the King James Bible (host only).
+"""Train the shipped demo model: a small GPT-2 on the King James Bible and modern English (host only).
 
-The corpus comes from Debian's `bible-kjv` package (the KJV text is in the public domain).
-The model has GPT-2's architecture and GPT-2's real tokenizer (50,257 tokens), so everything
-the page shows about it is exactly what it would show about GPT-2, only smaller.
+The corpus (`scripts/demo_corpus.py`): the KJV, the Python documentation's prose, WordNet's
+glosses with their example sentences and the fortune-mod quotations, all pinned Debian packages
+whose text may be redistributed; every 20th document of each source is held out.
 
-Deterministic given --seed: fixed data order, fixed initialization, one thread layout.
-Writes a Hugging Face checkpoint to --work, then converts it with the same converter users
-run on real GPT-2 (`gpt2web convert`), into weights/demo/.
+The model has GPT-2's architecture and GPT-2's real tokenizer (50,257 tokens), so everything the
+page shows about it is what it would show about GPT-2, only smaller.
 
-    python3 scripts/train_demo_model.py                # about an hour on 2 cores
-    python3 scripts/train_demo_model.py --probe               # tokens/s of a few sizes
+Where the time goes: at this width the tied 50,257-row output layer is most of a training step.
+Tokens that never occur in the training text need no row of their own while training: they
+share one row, `other`, whose logit counts once per token it stands for (log n_other is added),
+so the loss is exactly the full 50,257-way softmax of a model whose unseen rows are all equal.
+At the end the compact rows are expanded back to the full vocabulary, which gives the same
+probabilities; the converter then writes int8 shards, as it does for real GPT-2.
+
+Training resumes from its last checkpoint, kept outside git (~/.cache/gpt2web/demo-training/),
+so it can run in the background over several sessions. Deterministic given --seed.
+
+    python3 scripts/train_demo_model.py                # train (or resume), then convert
+    python3 scripts/train_demo_model.py --probe        # tokens/s of a few sizes
+    python3 scripts/train_demo_model.py --finish       # convert the last checkpoint now
 """
 
 from __future__ import annotations
@@ -18,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
-import shutil
-import subprocess
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,166 +37,297 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "py"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-CORPUS_CMD = ["bible", "-f", "Gen1:1-Rev22:21"]
-VERSE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
+import demo_corpus  # noqa: E402
 
+STATE = demo_corpus.CACHE.parent / "demo-training"
+DEMO = ROOT / "weights" / "demo"
+# Share of each training batch drawn from each source (the KJV is the model's home ground).
+MIX = {"kjv": 0.4, "python-docs": 0.2, "wordnet": 0.2, "fortunes": 0.2}
 
-def build_corpus() -> tuple[list[str], list[str]]:
-    """Chapters of the KJV as paragraphs; every 20th chapter is held out for validation."""
-    if not shutil.which("bible"):
-        sys.exit("the corpus needs Debian's bible-kjv package: apt-get install -y bible-kjv")
-    text = subprocess.run(CORPUS_CMD, capture_output=True, text=True, check=True).stdout
-    chapters: list[list[str]] = []
-    key = None
-    for line in text.splitlines():
-        m = VERSE.match(line.strip())
-        if not m:
-            if line.strip() and chapters:  # a verse wrapped onto the next line
-                chapters[-1][-1] += " " + line.strip()
-            continue
-        book, chap, _, verse = m.groups()
-        if (book, chap) != key:
-            chapters.append([])
-            key = (book, chap)
-        chapters[-1].append(verse.strip())
-    paras = [" ".join(c) for c in chapters]
-    train = [p for i, p in enumerate(paras) if i % 20 != 7]
-    val = [p for i, p in enumerate(paras) if i % 20 == 7]
-    return train, val
+DESCRIPTION = ("A small model with GPT-2's architecture and GPT-2's own tokenizer, trained by gpt2web "
+               "on the King James Bible and some modern English (Python's documentation, WordNet, "
+               "fortune quotes); it is not GPT-2")
+EXAMPLES = ["In the beginning God created the", "And the LORD spake unto Moses, saying,",
+            "The Python interpreter is", "A friend in need is"]
 
 
-def encode_all(paras: list[str]) -> np.ndarray:
+def encode_sources() -> dict:
+    """Token ids of every source's training and held-out documents, cached by text hash."""
     from gpt2web.tokenizer import EOT_ID, default_tokenizer
 
+    sources = demo_corpus.build()
     tok = default_tokenizer()
-    ids: list[int] = []
-    for p in paras:
-        ids.extend(tok.encode(p, allow_special=False))
-        ids.append(EOT_ID)
-    return np.array(ids, dtype=np.int64)
+    out = {}
+    for s in sources:
+        cache = STATE / f"ids-{s.name}-{s.text_sha256[:16]}.npz"
+        if cache.is_file():
+            z = np.load(cache)
+            out[s.name] = {"train": z["train"], "held": z["held"], "source": s}
+            continue
+        parts = {}
+        for split, docs in zip(("train", "held"), s.split()):
+            ids: list[int] = []
+            for d in docs:
+                ids.extend(tok.encode(d, allow_special=False))
+                ids.append(EOT_ID)
+            parts[split] = np.array(ids, dtype=np.int32)
+        STATE.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **parts)
+        out[s.name] = {**parts, "source": s}
+    return out
 
 
-def make_model(n_embd: int, n_layer: int, n_head: int, n_ctx: int, seed: int):
+def compact_vocab(data: dict, min_count: int) -> np.ndarray:
+    """The token ids that occur at least `min_count` times in the training text (sorted), plus
+    <|endoftext|>. The rarer ones share the `other` row with the unseen ones."""
+    from gpt2web.tokenizer import EOT_ID
+
+    counts = np.bincount(np.concatenate([d["train"] for d in data.values()]), minlength=50257)
+    counts[EOT_ID] = max(counts[EOT_ID], min_count)
+    return np.flatnonzero(counts >= min_count).astype(np.int64)
+
+
+def make_model(n_vocab: int, args):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=50257, n_positions=n_ctx, n_embd=n_embd, n_layer=n_layer,
-                     n_head=n_head, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
-                     activation_function="gelu_new", tie_word_embeddings=True)
+    torch.manual_seed(args.seed)
+    cfg = GPT2Config(vocab_size=n_vocab, n_positions=args.ctx, n_embd=args.n_embd, n_layer=args.n_layer,
+                     n_head=args.n_head, resid_pdrop=args.dropout, embd_pdrop=args.dropout,
+                     attn_pdrop=args.dropout, activation_function="gelu_new", tie_word_embeddings=True)
     return GPT2LMHeadModel(cfg)
 
 
-def batches(data: np.ndarray, batch: int, block: int, rng: np.random.Generator):
+def loss_fn(model, x, other_bias):
+    """Mean next-token loss of the compact model; the last row stands for every unseen token."""
     import torch
 
-    while True:
-        starts = rng.integers(0, len(data) - block - 1, size=batch)
-        x = np.stack([data[s:s + block] for s in starts])
-        yield torch.from_numpy(x)
+    h = model.transformer(x).last_hidden_state
+    logits = model.lm_head(h[:, :-1])
+    logits[..., -1] += other_bias
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                             x[:, 1:].reshape(-1))
 
 
-@np.errstate(all="ignore")
-def evaluate(model, data: np.ndarray, block: int, max_windows: int = 64) -> float:
+class Batches:
+    """Random windows of `ctx` tokens, sources mixed by MIX; its state is two integers."""
+
+    def __init__(self, data: dict, remap: np.ndarray, batch: int, ctx: int, seed: int):
+        self.streams = {k: remap[v["train"]] for k, v in data.items()}
+        self.names = sorted(self.streams)
+        self.p = np.array([MIX[n] for n in self.names])
+        self.p /= self.p.sum()
+        self.batch, self.ctx, self.seed, self.n = batch, ctx, seed, 0
+
+    def next(self):
+        import torch
+
+        rng = np.random.default_rng([self.seed, self.n])
+        self.n += 1
+        rows = []
+        for src in rng.choice(len(self.names), size=self.batch, p=self.p):
+            s = self.streams[self.names[src]]
+            start = rng.integers(0, len(s) - self.ctx)
+            rows.append(s[start:start + self.ctx])
+        return torch.from_numpy(np.stack(rows).astype(np.int64))
+
+
+def evaluate(model, data: dict, remap, ctx: int, other_bias: float, max_windows: int = 24) -> dict:
     import torch
 
     model.eval()
-    losses = []
-    n = min(max_windows, (len(data) - 1) // block)
+    res = {}
     with torch.no_grad():
-        for i in range(0, n, 16):
-            x = np.stack([data[j * block:(j + 1) * block] for j in range(i, min(i + 16, n))])
-            t = torch.from_numpy(x)
-            losses.append(float(model(t, labels=t).loss) * len(x))
+        for name, d in data.items():
+            s = remap[d["held"]]
+            n = min(max_windows, len(s) // ctx)
+            x = torch.from_numpy(np.stack([s[i * ctx:(i + 1) * ctx] for i in range(n)]).astype(np.int64))
+            res[name] = round(float(sum(loss_fn(model, x[i:i + 8], other_bias) * len(x[i:i + 8])
+                                         for i in range(0, n, 8)) / n), 4)
     model.train()
-    return sum(losses) / n
+    return res
+
+
+def schedule(step: int, args) -> float:
+    """Warm up, hold, then decay over the last fifth (so a long run's checkpoints stay usable)."""
+    warm, decay_from = max(1, args.steps // 40), int(args.steps * 0.8)
+    if step < warm:
+        return (step + 1) / warm
+    if step < decay_from:
+        return 1.0
+    t = min(1.0, (step - decay_from) / max(1, args.steps - decay_from))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def probe(args) -> None:
     import torch
 
-    torch.set_num_threads(2)
-    for n_embd, n_layer, n_head in [(256, 4, 4), (384, 4, 6), (384, 6, 6), (512, 4, 8)]:
-        model = make_model(n_embd, n_layer, n_head, args.ctx, 0)
+    torch.set_num_threads(args.threads)
+    for n_embd, n_layer, n_head, n_vocab in [(256, 4, 4, 50257), (256, 4, 4, 30000), (384, 6, 6, 30000),
+                                              (448, 6, 7, 30000), (512, 6, 8, 30000)]:
+        args.n_embd, args.n_layer, args.n_head = n_embd, n_layer, n_head
+        model = make_model(n_vocab, args)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        x = torch.randint(0, 50257, (args.batch, args.ctx))
+        x = torch.randint(0, n_vocab - 1, (args.batch, args.ctx))
+        times = {"forward+backward": 0.0, "optimizer": 0.0}
         for i in range(4):
-            if i == 1:
-                t0 = time.perf_counter()
-            loss = model(x, labels=x).loss
+            t0 = time.perf_counter()
+            loss = loss_fn(model, x, 3.0)
             loss.backward()
+            t1 = time.perf_counter()
             opt.step()
             opt.zero_grad()
-        dt = (time.perf_counter() - t0) / 3
+            t2 = time.perf_counter()
+            if i:
+                times["forward+backward"] += (t1 - t0) / 3
+                times["optimizer"] += (t2 - t1) / 3
+        dt = sum(times.values())
         size = 50257 * n_embd + n_layer * 12 * n_embd ** 2
-        print(f"n_embd={n_embd} n_layer={n_layer}: {dt * 1000:.0f} ms/step, "
-              f"{args.batch * args.ctx / dt:.0f} tokens/s, ~{size / 1e6:.1f} MB int8", flush=True)
+        print(f"n_embd={n_embd} n_layer={n_layer} vocab rows={n_vocab}: {dt * 1000:.0f} ms/step "
+              f"(optimizer {times['optimizer'] * 1000:.0f}), {args.batch * args.ctx / dt:.0f} tokens/s, "
+              f"~{size / 1e6:.1f} MB int8", flush=True)
+
+
+def save_state(path: Path, model, opt, batches, step, log, wall, vocab):
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "batch_n": batches.n,
+                "step": step, "log": log, "wall": wall, "vocab": vocab}, tmp)
+    os.replace(tmp, path)
 
 
 def train(args) -> None:
     import torch
-    from tqdm import tqdm
+    import transformers
 
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    train_paras, val_paras = build_corpus()
-    train_ids, val_ids = encode_all(train_paras), encode_all(val_paras)
-    print(f"corpus: {len(train_paras)} train chapters ({len(train_ids):,} tokens), "
-          f"{len(val_paras)} validation chapters ({len(val_ids):,} tokens)", flush=True)
-    model = make_model(args.n_embd, args.n_layer, args.n_head, args.ctx, args.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    warmup = max(1, args.steps // 30)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
-    data = batches(train_ids, args.batch, args.ctx, np.random.default_rng(args.seed))
-    log = []
-    bar = tqdm(range(1, args.steps + 1), mininterval=10, file=sys.stdout)
-    for step in bar:
-        x = next(data)
-        loss = model(x, labels=x).loss
+    torch.set_num_threads(args.threads)
+    data = encode_sources()
+    vocab = compact_vocab(data, args.min_count)
+    remap = np.full(50257, len(vocab), dtype=np.int64)  # unseen tokens -> the shared row
+    remap[vocab] = np.arange(len(vocab))
+    n_other = 50257 - len(vocab)
+    other_bias = math.log(n_other)
+    for name, d in data.items():
+        print(f"{name}: {len(d['train']):,} training tokens, {len(d['held']):,} held out", flush=True)
+    print(f"compact vocabulary: {len(vocab):,} seen tokens + 1 row for the {n_other:,} unseen", flush=True)
+
+    model = make_model(len(vocab) + 1, args)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    batches = Batches(data, remap, args.batch, args.ctx, args.seed)
+    STATE.mkdir(parents=True, exist_ok=True)
+    ckpt = STATE / f"{args.run}.pt"
+    step, log, wall = 0, [], 0.0
+    if ckpt.is_file():
+        st = torch.load(ckpt, weights_only=False)
+        if not np.array_equal(st["vocab"], vocab):
+            sys.exit(f"{ckpt} was trained on another corpus; use another --run name")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        batches.n, step, log, wall = st["batch_n"], st["step"], st["log"], st["wall"]
+        print(f"resumed {ckpt} at step {step} ({wall / 3600:.2f} h so far)", flush=True)
+    meta = {"seed": args.seed, "steps": args.steps, "batch": args.batch, "ctx": args.ctx,
+            "n_embd": args.n_embd, "n_layer": args.n_layer, "n_head": args.n_head, "lr": args.lr, "min_count": args.min_count,
+            "dropout": args.dropout, "mix": MIX, "compact_vocab": int(len(vocab)),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "threads": args.threads, "cpu": cpu_name()}
+    deadline = time.time() + args.hours * 3600 if args.hours else None
+    t_last, tokens_per_step = time.perf_counter(), args.batch * (args.ctx - 1)
+    while step < args.steps and not args.finish:
+        for g in opt.param_groups:
+            g["lr"] = args.lr * schedule(step, args)
+        t0 = time.perf_counter()
+        loss = loss_fn(model, batches.next(), other_bias)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        sched.step()
-        if step % args.eval_every == 0 or step == args.steps:
-            v = evaluate(model, val_ids, args.ctx)
-            log.append({"step": step, "train_loss": round(float(loss), 4), "val_loss": round(v, 4)})
-            print(f"\nstep {step}: train loss {float(loss):.3f}, validation loss {v:.3f} "
-                  f"(perplexity {math.exp(v):.1f})", flush=True)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
-    work = Path(args.work)
-    model.save_pretrained(work, safe_serialization=True)
-    val_loss = evaluate(model, val_ids, args.ctx, max_windows=10_000)
-    summary = {"seed": args.seed, "steps": args.steps, "batch": args.batch, "ctx": args.ctx,
-               "n_embd": args.n_embd, "n_layer": args.n_layer, "n_head": args.n_head,
-               "train_tokens": int(len(train_ids)), "val_tokens": int(len(val_ids)),
-               "val_loss": round(val_loss, 4), "val_perplexity": round(math.exp(val_loss), 2),
-               "log": log}
-    (work / "training.json").write_text(json.dumps(summary, indent=1))
-    (work / "validation.txt").write_text("\n".join(val_paras))
-    print(f"final validation loss {val_loss:.4f}, perplexity {math.exp(val_loss):.2f}", flush=True)
+        step += 1
+        wall += time.perf_counter() - t0
+        if step % args.log_every == 0:
+            entry = {"step": step, "tokens": step * tokens_per_step, "train_loss": round(float(loss), 4),
+                     "lr": round(opt.param_groups[0]["lr"], 6), "wall_s": round(wall, 1)}
+            if step % args.eval_every == 0 or step == args.steps:
+                entry["val_loss"] = evaluate(model, data, remap, args.ctx, other_bias)
+            log.append(entry)
+            rate = args.log_every * tokens_per_step / (time.perf_counter() - t_last)
+            t_last = time.perf_counter()
+            print(json.dumps(entry), f"{rate:.0f} tok/s", flush=True)
+        if step % args.save_every == 0:
+            save_state(ckpt, model, opt, batches, step, log, wall, vocab)
+        if deadline and time.time() > deadline:
+            print(f"time budget reached at step {step}; run again to resume", flush=True)
+            save_state(ckpt, model, opt, batches, step, log, wall, vocab)
+            return
+    save_state(ckpt, model, opt, batches, step, log, wall, vocab)
+    export(model, vocab, meta, step, log, wall, args)
 
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def export(model, vocab, meta, step, log, wall, args) -> None:
+    """Expand the compact rows to GPT-2's 50,257, save a float32 checkpoint, convert to int8."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    full = make_model(50257, args)
+    sd = {k: v for k, v in model.state_dict().items()}
+    wte = sd["transformer.wte.weight"]
+    big = wte[-1].repeat(50257, 1).clone()
+    big[torch.from_numpy(vocab)] = wte[:-1]
+    sd["transformer.wte.weight"] = big
+    sd["lm_head.weight"] = big
+    full.load_state_dict(sd)
+    work = STATE / f"{args.run}-checkpoint"
+    full.save_pretrained(work, safe_serialization=True)
+    record = {**meta, "steps_done": step, "tokens_seen": step * args.batch * (args.ctx - 1),
+              "wall_hours": round(wall / 3600, 3), "log": log}
+    (DEMO.parent / ".demo-training.json").unlink(missing_ok=True)
     from gpt2web.host.convert import convert
 
-    convert(str(work), ROOT / "weights" / "demo", dtype=args.dtype, name="demo")
+    convert(str(work), DEMO, dtype=args.dtype, name="demo", description=DESCRIPTION, examples=EXAMPLES)
+    for old in DEMO.glob("*.bin"):
+        if old.name not in {s["file"] for s in json.loads((DEMO / "manifest.json").read_text())["shards"]}:
+            old.unlink()
+    (DEMO / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {DEMO}; float32 checkpoint in {work}", flush=True)
+    _ = GPT2LMHeadModel
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--probe", action="store_true", help="measure the speed of a few sizes and exit")
+    ap.add_argument("--finish", action="store_true", help="convert the last checkpoint without training further")
+    ap.add_argument("--run", default="demo-v2", help="name of the checkpoint in the cache")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--steps", type=int, default=1400)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--ctx", type=int, default=128)
-    ap.add_argument("--n-embd", type=int, default=256)
-    ap.add_argument("--n-layer", type=int, default=4)
-    ap.add_argument("--n-head", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=12000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--min-count", type=int, default=5, help="rarer tokens share one output row in training")
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--n-embd", type=int, default=384)
+    ap.add_argument("--n-layer", type=int, default=6)
+    ap.add_argument("--n-head", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hours", type=float, default=0, help="stop (resumably) after this many hours")
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--save-every", type=int, default=200)
     ap.add_argument("--dtype", default="int8")
-    ap.add_argument("--work", default=str(ROOT / "build" / "demo-checkpoint"))
     args = ap.parse_args()
     probe(args) if args.probe else train(args)
 
