@@ -114,6 +114,38 @@ def test_cli_errors_are_one_readable_line(tiny_model_dir, args, match):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, match", [
+    (["next", "hi", "--model", "{m}", "--top", "0"], "number of tokens to show must be a whole number from 1"),
+    (["next", "hi", "--model", "{m}", "--top", "-3"], "from 1 to 50257"),
+    (["tokenize", ""], "the text is empty"),
+    (["tokenize", "-"], "the text is empty"),  # empty stdin
+    (["generate", "hi", "--model", "{m}", "--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    (["generate", "hi", "--model", "{m}", "--max-tokens", "many"], "argument --max-tokens"),
+    (["generate", "--model", "{m}"], "required: prompt"),
+    (["score", "", "--model", "{m}"], "the text is empty"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_cli_slips_are_one_line_and_fail(tiny_model_dir, args, match):
+    """The slips of issue 13: no NumPy error, no exit 0 on an empty text, no page of usage."""
+    r = run_cli(*[a.replace("{m}", str(tiny_model_dir)) for a in args], stdin="")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert match in r.stderr and "Traceback" not in r.stderr and "usage:" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stdout == ""
+
+
+def test_cli_generate_output_ends_with_a_newline(tiny_model_dir):
+    for extra in ([], ["--candidates", "2"]):
+        r = run_cli("generate", "Once upon a time", "--model", str(tiny_model_dir), "--max-tokens", "5",
+                    "--seed", "3", *extra)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("Once upon a time") and r.stdout.endswith("\n"), repr(r.stdout)
+        assert r.stderr.startswith("[5 tokens, stopped: max_tokens, seed 3]"), r.stderr
+    text = run_cli("generate", "Once upon a time", "--model", str(tiny_model_dir), "--max-tokens", "5",
+                   "--seed", "3", "--json")
+    assert r.stdout.rstrip("\n").endswith(json.loads(text.stdout)["text"])
+
+
 def test_export_makes_a_folder_that_serves_itself(tiny_model_dir, tmp_path):
     import shutil
     import socket

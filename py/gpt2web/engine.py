@@ -92,6 +92,10 @@ class Engine(ExplainJobs):  # + the views' jobs: attention, lens, neighbors (exp
 
     def next_tokens(self, prompt: str, top: int = 10) -> list[dict]:
         """The model's next-token distribution after `prompt` (T = 1, full softmax), top first."""
+        n_vocab = self.model.config.n_vocab
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= n_vocab:
+            raise PromptError(f"the number of tokens to show must be a whole number from 1 to {n_vocab}, "
+                              f"got {top!r}")
         logits = self.logits(self.encode_prompt(prompt))
         probs = np.exp(log_softmax(logits))
         return [{**self.token_info(i), "prob": float(probs[i])} for i in ranked(logits, top)]

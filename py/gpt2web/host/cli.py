@@ -18,8 +18,16 @@ WEIGHTS_DIR = data_root() / "weights"  # the checkout's, or the installed packag
 DEFAULT_MODEL = WEIGHTS_DIR / "demo"
 
 
-class CLIError(Exception):
-    pass
+class CLIError(ValueError):
+    """A mistake on the command line: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument (`--seed abc`, a missing prompt) is one line on stderr and
+    exit status 2, like every other error here, instead of the whole usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _read_text(arg: str) -> str:
@@ -60,6 +68,8 @@ def cmd_tokenize(args) -> None:
 
     tok = default_tokenizer()
     text = _read_text(args.text)
+    if text == "":
+        raise CLIError("the text is empty: give some text to tokenize")
     ids = tok.encode(text)
     tokens = [tok.token_label(i) for i in ids]
     if args.json:
@@ -106,7 +116,9 @@ def cmd_generate(args) -> None:
     else:
         if args.candidates:
             print(f"\n{prompt}{gen.text}")
-        print(f"\n[{len(gen.ids)} tokens, stopped: {gen.reason}, seed {gen.seed}]", file=sys.stderr)
+        else:
+            print(flush=True)  # the streamed text ends its line, like every other output
+        print(f"[{len(gen.ids)} tokens, stopped: {gen.reason}, seed {gen.seed}]", file=sys.stderr)
 
 
 def cmd_score(args) -> None:
@@ -208,7 +220,7 @@ def cmd_serve(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="gpt2web", description="GPT-2 in NumPy: tokenize, predict, generate, score.")
+    ap = OneLineParser(prog="gpt2web", description="GPT-2 in NumPy: tokenize, predict, generate, score.")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def model_arg(p):
