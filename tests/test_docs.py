@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import re
 import subprocess
 import sys
@@ -103,7 +104,40 @@ def build_sphinx(tmp: Path) -> Path:
     return out
 
 
-BUILDERS = {"sphinx": build_sphinx}
+def build_mkdocs(tmp: Path) -> Path:
+    """Material for MkDocs with instant navigation; both widgets on the first page, a third on
+    the second (reached by instant navigation)."""
+    docs = tmp / "docs"
+    docs.mkdir()
+    (tmp / "mkdocs.yml").write_text(textwrap.dedent("""\
+        site_name: Lessons
+        site_url: http://127.0.0.1/docs/
+        theme:
+          name: material
+          features: [navigation.instant]
+          font: false  # Material would fetch Google Fonts: no request may leave the docs host
+        plugins:
+          - gpt2web
+        nav:
+          - index.md
+          - two.md
+        """))
+    gen = "\n".join(f"{k.replace('_', '-')}: {v}" for k, v in GEN.items())
+    (docs / "index.md").write_text(
+        f"# Lesson 3\n\nWhat the model expects after a prompt:\n\n```gpt2-widget\nmode: next\n"
+        f"prompt: {NEXT['prompt']}\ncandidates: {NEXT['candidates']}\n```\n\n"
+        f"A seeded generation:\n\n```gpt2-widget\n{gen}\n```\n\nThe paragraph after the widgets.\n\n"
+        f"Next: [the second lesson](two.md).\n")
+    (docs / "two.md").write_text(f"# Lesson 4\n\n```gpt2-widget\n{gen}\n```\n\nThe end of lesson 4.\n")
+    out = tmp / "site"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "--strict", "-f", str(tmp / "mkdocs.yml"),
+                           "-d", str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+BUILDERS = {"sphinx": build_sphinx, "mkdocs": build_mkdocs}
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -143,8 +177,28 @@ def site(request, tmp_path_factory):
 WATCH_CSP = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation",
-  (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+  (e) => window.__csp.push({directive: e.violatedDirective, blocked: e.blockedURI, source: e.sourceFile,
+                            line: e.lineNumber}));
 """
+
+
+def ours(violations: list[dict], built: Path, base: str) -> list[dict]:
+    """The violations not caused by the theme's own inline scripts (Material has a few): an
+    inline one counts as ours when the page's line it names is widget markup."""
+    mine = []
+    for v in violations:
+        if v["blocked"] == "data" and v["directive"] == "img-src":
+            continue  # data: images in the theme's CSS (ours has none: test_built_html_has_the_bars)
+        if v["blocked"] == "inline" and v["source"].startswith(base):
+            rel = v["source"][len(base):].split("#")[0] or "index.html"
+            path = built / rel
+            if path.is_dir() or rel.endswith("/"):
+                path = path / "index.html"
+            lines = path.read_text().splitlines()
+            if 0 < v["line"] <= len(lines) and "gpt2" not in lines[v["line"] - 1]:
+                continue
+        mine.append(v)
+    return mine
 
 
 def static_numbers(page, selector: str) -> dict:
@@ -188,10 +242,16 @@ def test_built_html_has_the_bars(site, expected):
     html = (built / "index.html").read_text()
     for row in expected["next"]:
         assert f'value="{row["prob"]!r}"' in html
-    assert (built / "_static" / "gpt2web" / "widget.js").is_file()
-    assert (built / "_static" / "gpt2web" / "runtime" / "pyodide.asm.wasm").is_file()
-    assert (built / "_static" / "gpt2web" / "weights" / "demo" / "manifest.json").is_file()
-    assert "<script>" not in html.replace("<script>\n</script>", "")  # nothing inline from us
+    assets = built / ("_static/gpt2web" if (built / "_static").is_dir() else "gpt2web")  # Sphinx, MkDocs
+    assert (assets / "widget.js").is_file()
+    assert (assets / "runtime" / "pyodide.asm.wasm").is_file()
+    assert (assets / "weights" / "demo" / "manifest.json").is_file()
+    css = next(built.glob("**/gpt2web-static.css")).read_text()
+    assert "data:" not in css and "url(" not in css
+    widgets = re.findall(r"<gpt2-widget.*?</gpt2-widget>", html, flags=re.S)
+    assert len(widgets) == 2
+    for w in widgets:  # nothing inline from us: works under script-src/style-src 'self'
+        assert "<script" not in w and "<style" not in w and " style=" not in w and " on" not in w.split(">")[0]
 
 
 def test_bars_without_javascript(site, browser, expected):
@@ -208,7 +268,7 @@ def test_bars_without_javascript(site, browser, expected):
 
 
 def test_static_first_then_live_on_click(site, browser, expected):
-    base, _ = site
+    base, built = site
     host = urlsplit(base).netloc
     context = browser.new_context(viewport={"width": 1100, "height": 1600})
     page = context.new_page()
@@ -262,8 +322,12 @@ def test_static_first_then_live_on_click(site, browser, expected):
     # 3. Everything came from the docs host; no CSP violation.
     foreign = [u for u in requests if urlsplit(u).scheme in ("http", "https") and urlsplit(u).netloc != host]
     assert foreign == [], foreign
-    assert page.evaluate("window.__csp") == []
-    assert not [m for m in console if "Content Security Policy" in m or "pageerror" in m], console
+    violations = page.evaluate("window.__csp")
+    assert ours(violations, built, base) == []
+    if (built / "_static").is_dir():  # Sphinx (alabaster without its search box): none at all
+        assert violations == []
+        assert not [m for m in console if "Content Security Policy" in m], console
+    assert not [m for m in console if "pageerror" in m], console
     context.close()
 
 

@@ -466,6 +466,8 @@ export class GPT2Widget extends HTMLElement {
     this.removeEventListener("keydown", this.waiting);
     this.waiting = null;
     this.woken = true;
+    // Its status line now tells of the loading: the view keeps its height meanwhile.
+    if (this.staticView) this.staticView.style.minHeight = `${this.getBoundingClientRect().height}px`;
     const view = this.staticView?.dataset.view;
     if (view === "generate" && this.mode === "generate") {
       this.generate();  // the same settings and seed: the same tokens, now live

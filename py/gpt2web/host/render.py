@@ -280,7 +280,7 @@ def _static_view(v: dict, ids: str, model_name: str) -> str:
                   'their probabilities (temperature 1).</p>',
                   _legend(False),
                   _bars([{**t, "chosen": False} for t in tokens], sum(t["prob"] for t in tokens), ids)]
-        status = ("ready", "Worked out when this page was built: press Show next token to run the model here.")
+        status = ("ready", "Worked out with the page: press Show next token to run it live.")
     else:
         left.append(f'<p class="hint" id="{ids}-prompt-hint">Ctrl+Enter generates, Esc stops. Step adds one '
                     'token at a time and lets you pick it.</p>')
@@ -310,7 +310,7 @@ def _static_view(v: dict, ids: str, model_name: str) -> str:
             n = len(steps)
             seed = f", seed {v['seed']}." if a["temperature"] > 0 else "."
             status = ("done", f"Done: {n} token{'' if n == 1 else 's'} ({REASONS.get(v['reason'], v['reason'])})"
-                              f"{seed} Worked out when this page was built: press Generate to run it here.")
+                              f"{seed} Worked out with the page: press Generate to run it live.")
         else:
             right += [f'<p class="cand-title" id="{ids}-cand-title">Candidates</p>',
                       f'<p class="note" id="{ids}-cand-note">Generate or Step to see the candidates for each '
@@ -356,7 +356,10 @@ def render_widget(attrs: dict, *, weights: Path | str | None = None, uid: str | 
 
 # ---------------------------------------------------------------- the static view's stylesheet
 
-HOST = "gpt2-widget > .gpt2-static"
+# ":not(#…)" matches always and weighs as an id: the static view's rules outrank a theme's
+# class-based ones (e.g. Material's "[dir=ltr] .md-typeset ol li").
+SCOPE = ":not(#gpt2web-static)"
+HOST = f"gpt2-widget > .gpt2-static{SCOPE}"
 
 # Page styles (a documentation theme's) must not reshape the static view: reset what themes
 # set on these elements, then the widget's own rules (more specific) apply.
@@ -372,7 +375,7 @@ RESET = f"""gpt2-widget {{ display: block; }}
 {HOST} .share-bar::-webkit-meter-optimum-value {{ background: var(--share); border-radius: 2px; }}
 {HOST} .share-bar::-moz-meter-bar {{ background: var(--share); }}
 {HOST} textarea {{ resize: none; }}
-gpt2-widget:defined > .gpt2-static {{ margin: 0; }}  /* the element's own margin, from its shadow root */
+gpt2-widget:defined > .gpt2-static{SCOPE} {{ margin: 0; }}  /* the element's own margin, from its shadow root */
 """
 
 
@@ -402,7 +405,7 @@ def _scope_selector(sel: str) -> str:
                 if depth == 0:
                     cond, rest = rest[1:i], rest[i + 1:]
                     break
-        return f"gpt2-widget{cond} > .gpt2-static{rest}"
+        return f"gpt2-widget{cond} > .gpt2-static{SCOPE}{rest}"
     return f"{HOST} {sel}"
 
 
