@@ -133,7 +133,8 @@ export function throttled(fn, ms = 50) {
   };
 }
 
-const CACHE_NAME = "gpt2web-shards-v1";
+/** The Cache Storage of verified model files (offline.js shows and clears it). */
+export const SHARD_CACHE = "gpt2web-shards-v1";
 
 /**
  * Cache Storage for verified model files, keyed by their content-addressed URL.
@@ -142,7 +143,7 @@ const CACHE_NAME = "gpt2web-shards-v1";
 export class FileCache {
   static async open() {
     try {
-      if (self.caches) return new FileCache(await caches.open(CACHE_NAME));
+      if (self.caches) return new FileCache(await caches.open(SHARD_CACHE));
     } catch (e) {
       console.warn("gpt2web: Cache Storage unavailable, models will be downloaded each visit:", e);
     }

@@ -157,5 +157,8 @@ export async function loadModel({ name, base, runtime, progress }) {
   const { bridge } = await runtime;
   const result = callPython(bridge, "finish_model", name);
   progress({ phase: "prepare", file: name, loaded: 1, total: 1 });
+  // Every shard is verified and kept: keep the manifest too, for a visit without a network
+  // (the service worker answers with it when the server cannot be reached).
+  await cache.put(manifestURL.href, new TextEncoder().encode(text));
   return result;
 }

@@ -37,6 +37,7 @@ import { formatBytes } from "./progress.js";
 import { ERROR_TITLES, MAX_NEW_TOKENS, REASONS, checkSettings } from "./settings.js";
 import { drawAbout, drawExamples, modelCard } from "./about.js";
 import { WIDGET_CSS } from "./explore-widget.js";
+import "./offline.js";  // keeps the app for offline visits once a model is ready (same origin only)
 
 const WORKER_URL = new URL("worker.js", import.meta.url);
 

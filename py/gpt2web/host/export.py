@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..weights import parse_manifest
+from .offline import write_listing
 from .policy import SECURITY_HEADERS
 from .server import list_models
 
@@ -92,5 +93,6 @@ def export(root: Path, out: Path, models: list[str] | None = None, log=print,
         log(f"  model {name}: {len(manifest['shards'])} shards, {sum(s['bytes'] for s in manifest['shards']) / 1e6:.1f} MB")
     (out / "models.json").write_text(json.dumps({"models": list_models(out / "weights")}, indent=2) + "\n")
     (out / "serve.py").write_text(SERVE_PY.replace("@HEADERS@", repr(SECURITY_HEADERS)))
+    write_listing(out)  # offline.json: what the service worker keeps for offline visits
     log(f"exported to {out} ({total / 1e6:.1f} MB of weights). Run: python3 {out / 'serve.py'}")
     return out

@@ -41,6 +41,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .offline import listing
 from .policy import SECURITY_HEADERS
 
 log = logging.getLogger("gpt2web.server")
@@ -287,6 +288,17 @@ def create_app(root: Path | str, isolate: bool = False,
     @app.api_route("/models.json", methods=["GET", "HEAD"])
     def models(request: Request) -> Response:
         body = (json.dumps({"models": list_models(weights)}, indent=2) + "\n").encode("utf-8")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"Cache-Control": NO_CACHE, "ETag": etag}
+        inm = request.headers.get("if-none-match")
+        if inm is not None and _etag_matches(inm, etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    @app.api_route("/offline.json", methods=["GET", "HEAD"])
+    def offline_listing(request: Request) -> Response:
+        """The app's files with their sha256, for the service worker (offline.py, web/sw.js)."""
+        body = (json.dumps(listing(web)) + "\n").encode("utf-8")
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"Cache-Control": NO_CACHE, "ETag": etag}
         inm = request.headers.get("if-none-match")

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .offline import write_listing
 from .render import STYLESHEET, model_folder, static_css
 
 # Page files of the standalone app that a docs site does not need.
@@ -76,6 +77,7 @@ def publish(dest: Path | str, models: set[str] | list[str], weights: Path | str 
         vocab = manifest["tokenizer"]["file"]  # relative to the manifest: "../gpt2.tiktoken"
         n += _copy((folder / vocab).resolve(), (dest / "weights" / name / vocab).resolve())
     write_stylesheet(dest)
+    write_listing(dest)  # offline.json: what the service worker keeps for offline visits
     log(f"gpt2web: {n} files copied into {dest} (models: {', '.join(sorted(models)) or 'none'}, "
         f"{size / 1e6:.1f} MB of weights)")
     return dest
