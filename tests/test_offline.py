@@ -162,3 +162,52 @@ def test_export_at_a_sub_path_reloads_and_generates_offline(browser, exported, e
     finally:
         context.close()
         server.stop() if server.thread.is_alive() else None
+
+
+@pytest.mark.browser
+def test_an_update_is_kept_whole_before_it_serves(browser, web_build, weights_dir, tmp_path):
+    """A new version on the server never mixes with the kept one: the page keeps running the old
+    files until the new version is complete and the reader asks for it."""
+    from gpt2web.host.export import export
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "web").symlink_to(web_build)
+    (root / "weights").symlink_to(weights_dir)
+    export(root, tmp_path / "site" / "demo", models=["demo"], log=lambda m: None)
+    app = tmp_path / "site" / "demo"
+    server = SubPathServer(tmp_path / "site")
+    context = browser.new_context()
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "demo/")
+        _ready(page)
+        page.wait_for_selector("#offline[data-app='kept']", state="attached", timeout=BOOT_TIMEOUT)
+        old = json.loads((app / "offline.json").read_text())["version"]
+
+        # The server gets a new version: one file changes.
+        style = app / "style.css"
+        style.write_text(style.read_text() + "\n/* version 2 */\n")
+        new = json.loads(write_listing(app).read_text())["version"]
+        assert new != old
+        page.reload()
+        _ready(page)
+        page.wait_for_selector("#offline-update:not([hidden])", timeout=BOOT_TIMEOUT)
+        # Still the old version, whole: the style sheet too.
+        css = "() => fetch('style.css').then(r => r.text())"
+        assert "version 2" not in page.evaluate(css)
+        names = page.evaluate("caches.keys()")
+        assert sorted(n.rsplit(" ", 1)[1] for n in names if n.startswith("gpt2web-app")) == sorted([old, new])
+
+        # The reader takes the update: the page reloads on the new version, the old one is gone.
+        with page.expect_navigation():
+            page.click("#offline-update")
+        _ready(page)
+        assert "version 2" in page.evaluate(css)
+        page.wait_for_function("""() => caches.keys().then(ns => ns.filter(n => n.startsWith('gpt2web-app')).length === 1)""")
+        names = page.evaluate("caches.keys()")
+        assert [n.rsplit(" ", 1)[1] for n in names if n.startswith("gpt2web-app")] == [new]
+    finally:
+        context.close()
+        server.stop()
