@@ -2,6 +2,7 @@
 // worker sends (protocol.md); all model work happens in the worker.
 
 import { GPT2Client } from "./client.js";
+import { attachViews } from "./views/page.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { ERROR_TITLES, REASONS, readSettings } from "./settings.js";
 import { LoadView } from "./progress.js";
@@ -18,6 +19,9 @@ const ui = {
 };
 
 const client = GPT2Client.shared(new URL("worker.js", import.meta.url));
+// Inside the step (web/views/): the views follow the selected step; closed, they cost nothing.
+const views = attachViews({ client, container: document.getElementById("views") });
+const viewsRunOptions = () => { run.cache = views.useCache; return run.cache ? {} : { cache: false }; };
 const loadView = new LoadView($("load-list"), $("loading"));
 
 // ---------------------------------------------------------------- status and errors
@@ -264,7 +268,7 @@ function generate() {
   const p = params();
   if (!p) return;
   const r = newRun("generate", p);
-  client.send({ type: "generate", id: r.id, ...p }, (m) => onMessage(r, m));
+  client.send({ type: "generate", id: r.id, ...viewsRunOptions(), ...p }, (m) => onMessage(r, m));
   setStatus("generating", modelState.get(p.model)?.state === "ready" ? "Generating…" : `Loading ${p.model}…`);
   updateButtons();
 }
@@ -306,6 +310,7 @@ function selectToken(index) {
 
 /** Show the pinned token's candidates, else the upcoming choice (Step), else the latest. */
 function showCurrent() {
+  queueMicrotask(() => views.update(run, pinned, modelState.get(run?.params.model)?.config ?? null));
   const r = run;
   for (const chip of ui.tokens.querySelectorAll(".chip")) {
     chip.setAttribute("aria-pressed", String(Number(chip.dataset.index) === pinned));

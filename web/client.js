@@ -36,7 +36,7 @@ export class GPT2Client {
     this.worker.onmessage = ({ data }) => {
       this.heard = true;
       const handler = this.handlers.get(data.id);
-      if (["done", "error", "ready", "next", "stats"].includes(data.type)) {
+      if (["done", "error", "ready", "next", "stats", "explain", "score"].includes(data.type)) {
         this.handlers.delete(data.id);  // final answers; a step session's id is re-registered per step
       }
       handler?.(data);

@@ -32,6 +32,7 @@
 // token message), gpt2-done per run (the done message), gpt2-error per problem {kind, message}.
 
 import { GPT2Client } from "./client.js";
+import { VIEW_MODES, buildViewMode } from "./views/widget-mode.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { formatBytes } from "./progress.js";
 import { ERROR_TITLES, MAX_NEW_TOKENS, REASONS, checkSettings } from "./settings.js";
@@ -330,7 +331,10 @@ export class GPT2Widget extends HTMLElement {
   }
 
   get model() { return this.attr("model") || DEFAULTS.model; }
-  get mode() { return this.attr("mode") === "next" ? "next" : "generate"; }
+  get mode() {
+    const m = this.attr("mode");
+    return m === "next" || VIEW_MODES.includes(m) ? m : "generate";  // views/widget-mode.js: one view
+  }
   get candidates() {
     const n = Number(this.attr("candidates"));
     return Number.isInteger(n) && n >= 1 && n <= 100 ? n : Number(DEFAULTS.candidates);
@@ -359,6 +363,7 @@ export class GPT2Widget extends HTMLElement {
       this.start();
     } else if (name === "prompt") {
       this.ui.prompt.value = this.initialPrompt;
+      this.viewMode?.request();
       if (this.mode === "next") this.requestNext();
     } else if (name === "label") {
       this.ui.region.setAttribute("aria-label", this.label);
@@ -433,6 +438,7 @@ export class GPT2Widget extends HTMLElement {
     this.started = true;
     this.loadModel();  // in next mode too: a `next` request hears of the model only once Python is up
     if (this.mode === "next") this.requestNext();
+    this.viewMode?.request();
   }
 
   // -------------------------------------------------------------- a first view rendered with the page
@@ -511,6 +517,12 @@ export class GPT2Widget extends HTMLElement {
     ui.loadText = el("span", { class: "load-text" });
     ui.load = el("div", { class: "load", hidden: true }, ui.loadBar, ui.loadText);
     ui.error = el("div", { class: "error", role: "alert", hidden: true });
+    this.viewMode = VIEW_MODES.includes(this.mode) ? buildViewMode(this, this.mode) : null;
+    if (this.viewMode) {
+      this.built = true;
+      this.setStatus("idle", "Waiting for the model…");
+      return;
+    }
 
     ui.prompt = el("textarea", {
       id: "prompt", rows: 2, spellcheck: false, "aria-describedby": "prompt-hint",

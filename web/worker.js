@@ -19,6 +19,8 @@
 //   stop     {id}                                      end a generation or a step session
 //   next     {id, model, prompt, top}                  next-token table after the prompt
 //   stats    {id}                                      memory and boot time (benchmarks)
+//   explain  {id, model, prompt, ids, view, ...}       one view of one step (protocol.md)
+//   score    {id, model, text}                         per-token probability and rank
 // worker -> page
 //   progress {id, phase, loaded, total, file, ...}     phase: runtime | tokenizer | shard | prepare
 //   ready    {id, model, config, backend, ms, boot}    the model is loaded (answer to load);
@@ -32,6 +34,8 @@
 //                                                      reason: eot | max_tokens | context_full | stopped
 //   next     {id, model, tokens}                       answer to next
 //   stats    {id, wasm_bytes, runtime_ms, models}      answer to stats, once Python is up
+//   explain  {id, view, tokens, ..., ms}               answer to explain
+//   score    {id, tokens, perplexity, ms}              answer to score
 //   error    {id, kind, message}                       kind: prompt | params | shard | runtime | memory
 
 import { loadModel } from "./loader.js";
@@ -115,8 +119,8 @@ async function startGeneration(msg, req) {
   const sessions = [...requests].filter(([, r]) => r.started && r.mode === "step");
   if (sessions.length >= MAX_LIVE_GENERATIONS) finish(sessions[0][0], "evicted");
   const start = callPython(bridge, "generate_start", msg.id, msg.model, msg.prompt, msg.temperature,
-    msg.top_k, msg.top_p, msg.seed ?? null, msg.max_tokens, msg.candidates ?? 10);
-  Object.assign(req, { started: true, seed: start.seed, t0: performance.now() });
+    msg.top_k, msg.top_p, msg.seed ?? null, msg.max_tokens, msg.candidates ?? 10, msg.cache !== false);
+  Object.assign(req, { started: true, seed: start.seed, t0: performance.now(), prompt_tokens: start.prompt_tokens });
 }
 
 /**
@@ -162,7 +166,7 @@ function fail(id, e) {
 /** The engine's step dict as a token message: its `id` (the token's) becomes token_id. */
 function tokenMessage(s, req) {
   const { id: token_id, ...rest } = s;
-  return { ...rest, token_id, seed: req.seed };
+  return { ...rest, token_id, seed: req.seed, prompt_tokens: req.prompt_tokens };
 }
 
 async function generate(msg) {
@@ -269,7 +273,33 @@ async function stats({ id }) {
   }
 }
 
-const handlers = { load, generate, step, stop, next, stats };
+// The views (protocol.md, "Inside a step"): computed only when the page asks, for one step.
+async function explain(msg) {
+  try {
+    const { bridge } = await startPython();
+    await useModel(msg.model, msg.id);
+    const t0 = performance.now();
+    const { type, id, model, ...request } = msg;
+    const answer = callPython(bridge, "explain", model, JSON.stringify(request));
+    post("explain", id, { ...answer, ms: performance.now() - t0 });
+  } catch (e) {
+    post("error", msg.id, toError(e));
+  }
+}
+
+async function score({ id, model, text }) {
+  try {
+    const { bridge } = await startPython();
+    await useModel(model, id);
+    const t0 = performance.now();
+    const answer = callPython(bridge, "score", model, text);
+    post("score", id, { ...answer, ms: performance.now() - t0 });
+  } catch (e) {
+    post("error", id, toError(e));
+  }
+}
+
+const handlers = { load, generate, step, stop, next, stats, explain, score };
 
 self.onmessage = ({ data }) => {
   const handler = handlers[data?.type];

@@ -9,6 +9,7 @@ which is what the page shows. Plain Python, so the CPython tests exercise it too
 import json
 
 from .engine import PromptError, ShardAssembler
+from .explain import ExplainError, explain_request
 from .sampling import SamplingError, SamplingParams
 from .tokenizer import Tokenizer, TokenizerError
 from .weights import WeightsError
@@ -32,7 +33,7 @@ def _buffer(data):
 def _kind(e):
     if isinstance(e, PromptError):
         return "prompt"
-    if isinstance(e, SamplingError):
+    if isinstance(e, (SamplingError, ExplainError)):
         return "params"
     if isinstance(e, (WeightsError, TokenizerError)):
         return "shard"
@@ -98,9 +99,10 @@ def _seed(seed):
 
 
 @_json
-def generate_start(req, model, prompt, temperature, top_k, top_p, seed, max_tokens, candidates):
+def generate_start(req, model, prompt, temperature, top_k, top_p, seed, max_tokens, candidates, use_cache=True):
     params = SamplingParams(temperature, top_k, top_p, _seed(seed))
     gen = _engines[model].generate(prompt, params, max_tokens=max_tokens, n_candidates=candidates)
+    gen.use_cache = use_cache is not False  # False: the loop view's "without the cache"
     _generations[req] = gen
     # A JavaScript number holds integers exactly only up to 2**53: larger seeds go as digits.
     seed = gen.seed if gen.seed < 2**53 else str(gen.seed)
@@ -145,3 +147,15 @@ def next_tokens(model, prompt, top):
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
         raise SamplingError(f"top must be a whole number from 1 to 1000, got {top!r}")
     return _engines[model].next_tokens(prompt, top)
+
+
+@_json
+def explain(model, request_json):
+    """One view of one step (explain.explain_request); the request's fields as JSON text."""
+    return explain_request(_engines[model], json.loads(request_json))
+
+
+@_json
+def score(model, text):
+    """Per-token probability and rank of `text`, and its perplexity (the surprise view)."""
+    return _engines[model].score(text)

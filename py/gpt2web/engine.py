@@ -194,6 +194,16 @@ class Generation:
     def seed(self) -> int:
         return self.sampler.params.seed
 
+    use_cache = True  # False: every step reads the whole sequence again (the loop view shows why not)
+
+    def _forward_next(self, chosen: int) -> np.ndarray:
+        """The logits after the token just chosen: one new position with the KV cache, or
+        without it, a forward pass over every token so far."""
+        if self.use_cache:
+            return self.engine.model.forward([chosen], self.cache)
+        self.cache.reset()
+        return self.engine.model.forward(self.prompt_ids + self.ids, self.cache)
+
     def _advance(self) -> np.ndarray:
         model = self.engine.model
         if self._logits is None:
@@ -259,7 +269,7 @@ class Generation:
         elif self.cache.length >= self.engine.model.config.n_ctx:
             self.done, self.reason = True, "context_full"
         else:
-            self._logits = self.engine.model.forward([chosen], self.cache)
+            self._logits = self._forward_next(chosen)
         text = "" if chosen == EOT_ID and self.stop_at_eot else self._decoder.push(chosen)
         if self.done:
             text += self._decoder.flush()

@@ -318,3 +318,88 @@ class ExplainJobs:
 def lens_layers(engine, trace: Trace, top: int, pos: int = -1) -> list[dict]:
     return [{"layer": k, "top": [{"id": i, "token": engine.label(i), "prob": p} for i, p in top_probs(row, top)]}
             for k, row in enumerate(trace.lens(pos))]
+
+
+# --------------------------------------------------------------------------- the worker's requests
+
+_last_trace: dict = {}  # (engine id, context ids) -> Trace: only the latest is kept (its memory)
+
+VIEWS = ("sampling", "attention", "lens", "embeddings")
+MAP_TOKENS = 12  # the embeddings map shows the context's last tokens, each with a few neighbours
+
+
+def _whole(name: str, v, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ExplainError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
+    return v
+
+
+def step_context(engine, prompt: str, ids) -> list[int]:
+    """The tokens the model had read when it made a step: the prompt's, then `ids` (the tokens
+    generated before that step)."""
+    if not isinstance(ids, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        raise ExplainError("ids must be a list of token ids (the tokens generated before the step)")
+    context = engine.encode_prompt(prompt) + ids
+    if len(context) > engine.model.config.n_ctx:
+        raise ExplainError(f"the step read {len(context)} tokens, more than the context window of "
+                           f"{engine.model.config.n_ctx}")
+    for i in ids:
+        check_index("a token id", i, engine.model.config.n_vocab, "tokens")
+    return context
+
+
+def trace_of(engine, context: list[int]) -> Trace:
+    key = (id(engine), tuple(context))
+    if key not in _last_trace:
+        _last_trace.clear()  # first: the old trace's memory goes before the new one is made
+        _last_trace[key] = Trace(engine.model, context)
+    return _last_trace[key]
+
+
+def explain_request(engine, req: dict) -> dict:
+    """One view of one step, as the worker's `explain` message asks for it (protocol.md)."""
+    view = req.get("view")
+    if view not in VIEWS:
+        raise ExplainError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+    context = step_context(engine, req.get("prompt"), req.get("ids", []))
+    cfg = engine.model.config
+    out = {"view": view, "tokens": engine._tokens(context), "n_layer": cfg.n_layer, "n_head": cfg.n_head}
+    if view == "embeddings":  # no forward pass: rows of wte only
+        top = _whole("top", req.get("top", 10), 1, 100)
+        token = req.get("token_id")
+        token = context[-1] if token is None else check_index("the token id", token, cfg.n_vocab, "tokens")
+        near = engine.neighbors(token, top)
+        shown = list(dict.fromkeys(context))[-MAP_TOKENS:]
+        if token not in shown:
+            shown.append(token)
+        emap = embedding_map(engine.model, shown, per_token=_whole("per_token", req.get("per_token", 3), 0, 10))
+        for p in emap["points"]:
+            p["token"] = engine.label(p["id"])
+        return {**out, **near, **emap}
+    trace = trace_of(engine, context)
+    if view == "attention":
+        layer = req.get("layer")
+        layer = cfg.n_layer - 1 if layer is None else layer  # by default the last layer
+        head = req.get("head")
+        w = trace.attention(layer, head)
+        return {**out, "layer": layer, "head": head, "weights": [[float(v) for v in row[:i + 1]]
+                                                                 for i, row in enumerate(w)]}
+    if view == "lens":
+        return {**out, "layers": lens_layers(engine, trace, _whole("top", req.get("top", 5), 1, 100))}
+    params = SamplingParams(req.get("temperature", 1.0), req.get("top_k", 0), req.get("top_p", 1.0),
+                            _seed(req.get("seed")))
+    res = sampling_view(trace.logits(), params, top=_whole("top", req.get("top", 30), 1, 1000),
+                        samples=req.get("samples", 0))
+    for r in res["rows"]:
+        r["token"] = engine.label(r["id"])
+    if "counts" in res:
+        res["counts"] = [{"id": i, "token": engine.label(i), "count": c} for i, c in res["counts"]]
+    if isinstance(res["seed"], int) and res["seed"] >= 2**53:
+        res["seed"] = str(res["seed"])
+    return {**out, **res}
+
+
+def _seed(seed):
+    if isinstance(seed, str) and seed.strip().isdigit():
+        return int(seed)
+    return seed
