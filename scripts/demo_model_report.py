@@ -1,18 +1,32 @@
 #!/usr/bin/env python3
-"""Measure the shipped demo model through the engine and write weights/demo/README.md (host only).
+"""Evaluate the shipped demo model through the engine, as the page runs it (host only).
 
-Reads the training record that train_demo_model.py leaves in build/demo-checkpoint/, evaluates
-the converted int8 model (the one the page runs) on the held-out chapters, compares it with
-a unigram baseline, writes a few greedy and sampled continuations, and keeps a held-out sample
-and the baseline's guesses in weights/demo/ for the oracle tests.
+    python3 scripts/demo_model_report.py                      # print the figures
+    python3 scripts/demo_model_report.py --compare REV        # and those of weights/demo at git REV
+    python3 scripts/demo_model_report.py --compare REV --write
+
+For every source of the corpus (`scripts/demo_corpus.py`) it scores the held-out documents with
+`Engine.score_ids` (the sliding window of `gpt2web score`) on the int8 shards, and reports:
+perplexity, top-1 and top-5 accuracy, the share of steps where the top candidate has more than
+50% and is right ("sure and right"), and the baseline of always guessing the held-out text's own
+five most frequent tokens.
+
+`--write` rewrites `weights/demo/README.md` from these figures and the committed training log
+(`weights/demo/training.json`), and `weights/demo/oracle.json` from PyTorch running the float32
+checkpoint that training left in the cache (an independent reference for tests/test_demo_model.py).
+Without the checkpoint it keeps the existing oracle and says so. Nothing is written without
+`--write`, so the script is safe to run on a clean checkout.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import math
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,131 +40,171 @@ from gpt2web.sampling import SamplingParams  # noqa: E402
 from gpt2web.tokenizer import EOT_ID  # noqa: E402
 
 DEMO = ROOT / "weights" / "demo"
-WORK = ROOT / "build" / "demo-checkpoint"
-PROMPTS = ["In the beginning God created the", "And the LORD spake unto Moses, saying,",
-           "Blessed are the", "The LORD is my shepherd;", "And it came to pass, when"]
+ORACLE_PROMPTS = ["In the beginning God created the", "And the LORD spake unto Moses, saying,",
+                  "The Python interpreter is", "A friend in need is", "And it came to pass, when",
+                  "I wish you a happy New"]
+
+
+def heldout_streams(max_tokens: int) -> dict[str, list[int]]:
+    """Each source's held-out documents as one token stream (<|endoftext|> between documents)."""
+    import train_demo_model
+
+    data = train_demo_model.encode_sources()
+    return {name: [int(t) for t in d["held"][:max_tokens]] for name, d in data.items()}
 
 
 def evaluate(eng: Engine, ids: list[int]) -> dict:
-    """Loss, perplexity and top-1/top-5 accuracy over `ids`, in windows of the model's context,
-    each window read after <|endoftext|> (Engine.score_ids, the path `gpt2web score` uses)."""
-    step = eng.model.config.n_ctx - 1
-    logp, top1, top5, n = 0.0, 0, 0, 0
-    for i in range(0, len(ids), step):
-        for t in eng.score_ids(ids[i:i + step])["tokens"]:
-            logp += math.log(t["prob"])
-            top1 += t["rank"] == 1
-            top5 += t["rank"] <= 5
-            n += 1
-    return {"tokens": n, "loss": -logp / n, "perplexity": math.exp(-logp / n), "top1": top1 / n, "top5": top5 / n}
+    res = eng.score_ids(ids[1:], context=ids[0]) if ids[0] == EOT_ID else eng.score_ids(ids)
+    toks = res["tokens"]
+    n = len(toks)
+    logp = sum(math.log(max(t["prob"], 1e-300)) for t in toks)
+    scored = [t["id"] for t in toks]
+    top5 = [t for t, _ in collections.Counter(scored).most_common(5)]
+    return {"tokens": n, "perplexity": math.exp(-logp / n),
+            "top1": sum(t["rank"] == 1 for t in toks) / n,
+            "top5": sum(t["rank"] <= 5 for t in toks) / n,
+            "sure_and_right": sum(t["rank"] == 1 and t["prob"] > 0.5 for t in toks) / n,
+            "frequent5": sum(t in top5 for t in scored) / n}
+
+
+def model_at(rev: str, tmp: Path) -> Path:
+    """weights/demo as it was at git revision `rev`, in a temporary folder."""
+    out = tmp / "demo"
+    out.mkdir()
+    files = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:weights/demo"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        data = subprocess.run(["git", "show", f"{rev}:weights/demo/{f}"], cwd=ROOT, capture_output=True,
+                              check=True).stdout
+        (out / f).write_bytes(data)
+    return out
+
+
+def pytorch_oracle(work: Path, streams: dict[str, list[int]]) -> dict:
+    """PyTorch on the float32 checkpoint: next-token tables of fixed prompts, and the held-out
+    loss of each source's first window. The tests compare the int8 engine with these."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from gpt2web.tokenizer import default_tokenizer
+
+    tok = default_tokenizer()
+    model = GPT2LMHeadModel.from_pretrained(work).eval()
+    n_ctx = model.config.n_positions
+    out = {"checkpoint": "float32 PyTorch (transformers GPT2LMHeadModel)", "prompts": [], "windows": []}
+    with torch.no_grad():
+        for p in ORACLE_PROMPTS:
+            ids = tok.encode(p)
+            probs = torch.softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
+            top = torch.topk(probs, 10)
+            out["prompts"].append({"prompt": p, "top": [{"id": int(i), "prob": float(v)}
+                                                        for v, i in zip(top.values, top.indices)]})
+        for name, ids in streams.items():
+            window = ids[:n_ctx]
+            x = torch.tensor([window])
+            logp = torch.log_softmax(model(x).logits[0, :-1].double(), -1)
+            nll = -logp[torch.arange(len(window) - 1), x[0, 1:]].mean()
+            out["windows"].append({"source": name, "ids": window, "loss": float(nll)})
+    return out
+
+
+def samples(eng: Engine) -> list[tuple[str, str, str]]:
+    res = []
+    for prompt in eng.manifest.get("examples") or ORACLE_PROMPTS[:4]:
+        g = eng.generate(prompt, SamplingParams(temperature=0), max_tokens=30)
+        list(g)
+        s = eng.generate(prompt, SamplingParams(temperature=0.8, top_k=40, seed=1), max_tokens=30)
+        list(s)
+        res.append((prompt, g.text, s.text))
+    return res
+
+
+def table(figures: dict[str, dict[str, dict]]) -> list[str]:
+    models = list(figures)
+    lines = ["| held-out source | tokens | " + " | ".join(
+        f"{m}: perplexity | top-5 (frequent-5 baseline, ratio) | top-1 | sure and right" for m in models) + " |",
+        "|---|---|" + "---|---|---|---|" * len(models)]
+    for src in figures[models[0]]:
+        row = [src, f"{figures[models[0]][src]['tokens']:,}"]
+        for m in models:
+            f = figures[m][src]
+            row += [f"{f['perplexity']:.1f}",
+                    f"{f['top5'] * 100:.1f}% ({f['frequent5'] * 100:.1f}%, {f['top5'] / f['frequent5']:.2f}x)",
+                    f"{f['top1'] * 100:.1f}%", f"{f['sure_and_right'] * 100:.1f}%"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def main() -> None:
-    from train_demo_model import build_corpus
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", metavar="REV", help="also evaluate weights/demo at this git revision")
+    ap.add_argument("--max-tokens", type=int, default=20000, help="held-out tokens scored per source")
+    ap.add_argument("--write", action="store_true", help="rewrite weights/demo/README.md and oracle.json")
+    args = ap.parse_args()
 
-    eng = Engine.load(DEMO)
-    tok = eng.tokenizer
-    train, val = build_corpus()
-    counts = collections.Counter()
-    for p in train:
-        counts.update(tok.encode(p, allow_special=False))
-        counts[EOT_ID] += 1
-    unigram = [t for t, _ in counts.most_common(5)]
-    val_ids: list[int] = []
-    for p in val:
-        val_ids += tok.encode(p, allow_special=False) + [EOT_ID]
-    model = evaluate(eng, val_ids)
-    arr = np.array(val_ids)
-    base = {"top1": float((arr == unigram[0]).mean()), "top5": float(np.isin(arr, unigram).mean())}
-    print(f"int8 model on {model['tokens']:,} held-out tokens: loss {model['loss']:.3f}, perplexity "
-          f"{model['perplexity']:.1f}, top-1 {model['top1']:.3f}, top-5 {model['top5']:.3f}; unigram top-1 "
-          f"{base['top1']:.3f}, top-5 {base['top5']:.3f}")
+    streams = heldout_streams(args.max_tokens)
+    engines = {"shipped": Engine.load(DEMO)}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.compare:
+            engines[f"at {args.compare}"] = Engine.load(model_at(args.compare, Path(tmp)))
+        figures = {}
+        for label, eng in engines.items():
+            figures[label] = {}
+            for name, ids in streams.items():
+                f = evaluate(eng, ids)
+                figures[label][name] = f
+                print(f"{label:12s} {name:12s} {f['tokens']:6d} tokens: perplexity {f['perplexity']:8.1f}, "
+                      f"top-1 {f['top1']:.3f}, top-5 {f['top5']:.3f} (frequent-5 {f['frequent5']:.3f}, "
+                      f"{f['top5'] / f['frequent5']:.2f}x), sure and right {f['sure_and_right']:.3f}", flush=True)
+    if not args.write:
+        return
+    write(engines["shipped"], figures, streams)
 
-    # A held-out sample and the unigram guesses, for the oracle tests (tests/test_demo_model.py).
-    heldout = "\n".join(val[:6])
-    (DEMO / "heldout.txt").write_text(heldout + "\n")
-    sample_ids: list[int] = []
-    for p in val[:6]:
-        sample_ids += tok.encode(p, allow_special=False) + [EOT_ID]
-    sample = evaluate(eng, sample_ids)
-    sample_arr = np.array(sample_ids)
-    oracle = {"unigram_top5": unigram, "heldout_chapters": 6,
-              "measured": {"model_top1": sample["top1"], "model_top5": sample["top5"],
-                           "unigram_top1": float((sample_arr == unigram[0]).mean()),
-                           "unigram_top5": float(np.isin(sample_arr, unigram).mean()),
-                           "tokens": sample["tokens"]}}
-    (DEMO / "oracle.json").write_text(json.dumps(oracle, indent=1) + "\n")
 
-    samples = []
-    for prompt in PROMPTS:
-        greedy = eng.generate(prompt, SamplingParams(temperature=0), max_tokens=30)
-        list(greedy)
-        sampled = eng.generate(prompt, SamplingParams(temperature=0.8, top_k=40, seed=1), max_tokens=30)
-        list(sampled)
-        samples.append((prompt, greedy.text, sampled.text))
+def write(eng: Engine, figures: dict, streams: dict) -> None:
+    training_file = DEMO / "training.json"
+    if not training_file.is_file():
+        sys.exit(f"{training_file} is missing: train first (scripts/train_demo_model.py)")
+    training = json.loads(training_file.read_text())
+    import train_demo_model
 
-    training = json.loads((WORK / "training.json").read_text())
+    work = train_demo_model.STATE / f"{training.get('run', 'demo-v2')}-checkpoint"
+    if (work / "config.json").is_file():
+        (DEMO / "oracle.json").write_text(json.dumps(pytorch_oracle(work, streams), indent=1) + "\n")
+        print("wrote", DEMO / "oracle.json", "from PyTorch on", work)
+    else:
+        print(f"no float32 checkpoint in {work}: oracle.json kept as it is")
     manifest = eng.manifest
-    size = sum(s["bytes"] for s in manifest["shards"])
     cfg = manifest["config"]
+    size = sum(s["bytes"] for s in manifest["shards"])
     q = manifest.get("quantization_error", {})
-    lines = [
-        "# The demo model", "",
-        "A small model with GPT-2's architecture and GPT-2's real tokenizer (50,257 tokens), trained by",
-        "`scripts/train_demo_model.py` so that the demo and the tests have a model whose predictions mean",
-        "something without downloading GPT-2. It writes King-James-flavoured English; it knows nothing else.",
-        "",
-        "## Source and licence", "",
-        "- Corpus: the King James Version of the Bible, from Debian's `bible-kjv-text` package (read",
-        "  with the `bible` program of `bible-kjv`). The package's copyright file: \"The copyright for the",
-        "  King James Version text of the Bible is expired since the translation was done in 1611\", and",
-        "  the data file \"is provided for unrestricted use\". Verse numbers are dropped; each chapter is",
-        "  one paragraph followed by `<|endoftext|>`.",
-        f"- Split: every 20th chapter (index 7 mod 20) is held out: {training['train_tokens']:,} training tokens,",
-        f"  {training['val_tokens']:,} validation tokens.",
-        "- The weights in this folder are the project's own, trained from scratch; they may be used under",
-        "  the project's licence.",
-        "",
-        "## Shape and size", "",
-        f"- {cfg['n_layer']} layers, {cfg['n_head']} heads, n_embd {cfg['n_embd']}, context {cfg['n_ctx']} tokens,"
-        f" vocabulary {cfg['n_vocab']:,} (tied LM head).",
-        f"- Shards: {manifest['dtype']} (per-row scales), {size / 1e6:.1f} MB in {len(manifest['shards'])} files.",
-        "- Width and depth were chosen by measured training speed on this 2-core CPU: the tied",
-        "  50,257-row embedding dominates both size and training time (the LM head is most of each",
-        "  step), so the model is narrow. `train_demo_model.py --probe` (batch 16 x 256, AdamW):",
-        "",
-        "  | n_embd x layers | tokens/s | int8 size |", "  |---|---|---|",
-        "  | 256 x 4 | 839 | 16 MB |", "  | 384 x 4 | 591 | 26 MB |", "  | 384 x 6 | 309 | 30 MB |",
-        "  | 512 x 4 | 310 | 38 MB |",
-        "",
-        "  At ~800 tokens/s, the ~2 hours budget allows ~3 epochs of the corpus at 256 x 4; wider",
-        "  models would have seen the text about once.",
-        "",
-        "## Training", "",
-        f"Seed {training['seed']}, {training['steps']} steps of {training['batch']} x {training['ctx']} tokens, AdamW,"
-        " cosine schedule; deterministic given the seed.", "",
-        "| step | train loss | validation loss |", "|---|---|---|",
-    ] + [f"| {r['step']} | {r['train_loss']:.3f} | {r['val_loss']:.3f} |" for r in training["log"]] + [
-        "",
-        "## Quality (measured through the engine, int8, as the page runs it)", "",
-        f"- Held-out loss {model['loss']:.3f} nats/token, **perplexity {model['perplexity']:.1f}** "
-        f"on {model['tokens']:,} tokens (float32 PyTorch at the end of training: "
-        f"{training['val_perplexity']:.1f}).",
-        f"- Next-token accuracy: top-1 {model['top1'] * 100:.1f}%, top-5 {model['top5'] * 100:.1f}%; "
-        f"a unigram baseline (always guess the most frequent tokens) gets top-1 {base['top1'] * 100:.1f}%, "
-        f"top-5 {base['top5'] * 100:.1f}%.",
-    ]
+    import demo_corpus
+
+    lines = ["# The demo model", "", manifest.get("description", "") + ".", "",
+             "Trained by `scripts/train_demo_model.py`; figures below from `scripts/demo_model_report.py`.", "",
+             "## Sources and licences", ""]
+    for s in demo_corpus.SOURCES:
+        lines.append(f"- **{s.name}**: Debian `{s.package}` {s.version} (sha256 `{s.sha256 or demo_corpus.PINS[s.package]}`), "
+                     f"{s.licence}. {s.notes}")
+    lines += ["- Every 20th document of each source (index 7 mod 20) is held out of training.",
+              "- The weights are the project's own, trained from scratch, under the project's licence.", "",
+              "## Shape and size", "",
+              f"- {cfg['n_layer']} layers, {cfg['n_head']} heads, n_embd {cfg['n_embd']}, context {cfg['n_ctx']} "
+              f"tokens, vocabulary {cfg['n_vocab']:,} (tied LM head).",
+              f"- Shards: {manifest['dtype']}, {size / 1e6:.1f} MB in {len(manifest['shards'])} files.", ""]
     if q:
         lines.append(f"- int8 vs float32 (converter report): top-1 agreement {q['top1_agreement'] * 100:.1f}%, "
                      f"KL {q['kl_divergence']:.2g} nats/token, max logit difference {q['max_logit_diff']:.3g}.")
-    lines += ["", "## Samples", "",
-              "Greedy (temperature 0) and sampled (temperature 0.8, top-k 40, seed 1), 30 tokens each,"
-              " from `gpt2web generate`:", ""]
-    for prompt, g, s in samples:
-        lines += [f"- **{prompt}**", f"  - greedy: {prompt} *{g.strip()}*".replace("\n", " "),
-                  f"  - sampled: {prompt} *{s.strip()}*".replace("\n", " ")]
-    lines += ["", "Regenerate this file with `python3 scripts/demo_model_report.py` after training.", ""]
-    (DEMO / "README.md").write_text("\n".join(lines))
+    lines += ["", "## Quality (through the engine, int8 shards, sliding window)", ""] + table(figures) + [
+        "", "## Training", "",
+        f"{training['steps_done']:,} steps of {training['batch']} x {training['ctx']} tokens "
+        f"({training['tokens_seen']:,} tokens seen), {training['wall_hours']:.2f} h on {training['cpu']}, "
+        f"torch {training['torch']}, transformers {training['transformers']}. Loss per step: `training.json`.", "",
+        "## Samples", "", "Greedy and sampled (temperature 0.8, top-k 40, seed 1), 30 tokens:", ""]
+    for prompt, g, s in samples(eng):
+        lines += [f"- **{prompt}**", f"  - greedy: *{g.strip()}*".replace("\n", " "),
+                  f"  - sampled: *{s.strip()}*".replace("\n", " ")]
+    (DEMO / "README.md").write_text("\n".join(lines) + "\n")
     print("wrote", DEMO / "README.md")
 
 
