@@ -65,7 +65,7 @@ def expected():
 # ---------------------------------------------------------------- the sites
 
 
-def build_sphinx(tmp: Path) -> Path:
+def build_sphinx(tmp: Path, base: str) -> Path:
     src = tmp / "src"
     src.mkdir()
     (src / "conf.py").write_text(textwrap.dedent("""\
@@ -104,14 +104,14 @@ def build_sphinx(tmp: Path) -> Path:
     return out
 
 
-def build_mkdocs(tmp: Path) -> Path:
+def build_mkdocs(tmp: Path, base: str) -> Path:
     """Material for MkDocs with instant navigation; both widgets on the first page, a third on
     the second (reached by instant navigation)."""
     docs = tmp / "docs"
     docs.mkdir()
-    (tmp / "mkdocs.yml").write_text(textwrap.dedent("""\
+    (tmp / "mkdocs.yml").write_text(textwrap.dedent(f"""\
         site_name: Lessons
-        site_url: http://127.0.0.1/docs/
+        site_url: {base}
         theme:
           name: material
           features: [navigation.instant]
@@ -159,14 +159,15 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 def site(request, tmp_path_factory):
     """(base URL of the site at /docs/, the built folder)."""
     root = tmp_path_factory.mktemp(f"{request.param}-site")
-    built = BUILDERS[request.param](root)
     served = root / "www"
     served.mkdir()
-    (served / "docs").symlink_to(built, target_is_directory=True)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/docs/"
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/docs/", built
+        built = BUILDERS[request.param](root, base)
+        (served / "docs").symlink_to(built, target_is_directory=True)
+        yield base, built
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -355,3 +356,31 @@ def test_sphinx_hosted_copy_and_bad_options(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "gpt2-widget: mode must be 'generate' or 'next', got 'nxt'" in proc.stderr
+
+
+def test_mkdocs_material_instant_navigation(site, browser, expected):
+    """Material swaps the page in without reloading: the new page's widget still shows its
+    static bars, starts on a click and gives the CLI's tokens."""
+    base, built = site
+    if (built / "_static").is_dir():
+        pytest.skip("Sphinx has no instant navigation")
+    page = browser.new_page()
+    page.goto(base + "index.html")
+    page.wait_for_function("() => customElements.get('gpt2-widget') !== undefined")
+    page.evaluate("window.__same_document = true")
+    page.click("text=the second lesson")
+    page.wait_for_function("() => location.pathname.endsWith('/two/')")
+    page.wait_for_selector("text=The end of lesson 4.")
+    assert page.evaluate("window.__same_document === true"), "Material reloaded the page"
+    w = "gpt2-widget"
+    assert page.locator(w).count() == 1
+    s = static_numbers(page, w)
+    steps = expected["generate"]["steps"]
+    assert s["chips"] == expected["generate"]["ids"] and all(s["visible"])
+    assert page.evaluate("Boolean(document.querySelector('gpt2-widget').shadowRoot)")  # upgraded
+    page.locator(f"{w} > .gpt2-static button", has_text="Generate").click()
+    page.wait_for_function(is_live(w), timeout=BOOT_TIMEOUT)
+    live = live_numbers(page, w)
+    assert live["chips"] == expected["generate"]["ids"]
+    assert live["ids"] == [c["id"] for c in steps[-1]["candidates"]]
+    page.close()
