@@ -6,7 +6,8 @@ Writes ``web/wheels/gpt2web-<version>-py3-none-any.whl`` and
 which tells the worker which file to fetch.
 
 The wheel holds every ``*.py`` under ``py/gpt2web/`` except the host-only
-subpackage ``py/gpt2web/host/`` (CLI, server, converter) and ``__pycache__``.
+subpackage ``py/gpt2web/host/`` (CLI, server, converter), the host-only entry points
+``sphinx.py``, ``mkdocs.py`` and ``notebook.py``, and ``__pycache__``.
 It is written directly with zipfile and is deterministic: fixed timestamps,
 fixed permissions, sorted entries, so the same sources give the same bytes.
 
@@ -32,6 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC_ROOT = REPO_ROOT / "py"
 PACKAGE = "gpt2web"
 EXCLUDED_SUBPACKAGES = ("host",)  # host-only code never goes to the browser
+EXCLUDED_MODULES = ("sphinx.py", "mkdocs.py", "notebook.py")  # docs and notebook entry points (host)
 DEFAULT_OUT = REPO_ROOT / "web" / "wheels"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold
 
@@ -51,6 +53,8 @@ def engine_files(src_root: Path = SRC_ROOT) -> list[tuple[str, Path]]:
         rel = path.relative_to(pkg)
         parts = rel.parts
         if parts[0] in EXCLUDED_SUBPACKAGES and len(parts) > 1:
+            continue
+        if len(parts) == 1 and parts[0] in EXCLUDED_MODULES:
             continue
         if "__pycache__" in parts or any(p.startswith(".") for p in parts):
             continue
