@@ -255,7 +255,10 @@ def test_step_mode_lets_the_user_pick(app, engine):
     page = app.page
     settings = dict(temperature=1, top_k=20, seed=99, max_tokens=30)
     set_settings(page, **settings)
-    page.click("#step")
+    page.click("#step")  # the first Step shows token 1's candidates and appends nothing
+    page.wait_for_selector("#bars button.tok")
+    assert page.locator("#tokens li").count() == 0
+    page.click("#step")  # pressed again: the sampler picks
     page.wait_for_selector("#tokens li:nth-child(1)")
     page.click("#step")
     page.wait_for_selector("#tokens li:nth-child(2)")

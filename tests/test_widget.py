@@ -234,7 +234,10 @@ def test_both_widgets_generate_like_cpython(docs, engine):
 def test_step_and_pick_in_a_widget(docs, engine):
     page = docs.page
     w = WIDGETS["a"]
-    button(page, "a", "Step").click()
+    button(page, "a", "Step").click()  # first token 1's candidates, nothing appended
+    page.wait_for_selector("#a ol.bars li.cand button.tok")
+    assert page.locator("#a .chips li").count() == 0
+    button(page, "a", "Step").click()  # again: the sampler picks
     page.wait_for_selector("#a .chips li:nth-child(1)")
     button(page, "a", "Step").click()
     page.wait_for_selector("#a .chips li:nth-child(2)")

@@ -1,5 +1,7 @@
 // Drawing tokens: chips for the generated tokens, bars for the candidates of one step.
 
+import { t } from "./i18n.js";
+
 /** A probability as a percentage people can read: 96.8%, 0.42%, 0.0031%, 2.1e-7%. */
 export function percent(p) {
   const x = p * 100;
@@ -58,7 +60,7 @@ export function tokenChip(step, onSelect) {
   chip.dataset.id = step.token_id;
   chip.title = `token #${step.index + 1} · id ${step.token_id} · bytes ${hexPairs(step.bytes)} · ` +
     `p ${percent(step.prob)} (rank ${step.rank})`;
-  chip.setAttribute("aria-label", `token ${step.index + 1}: ${step.token}, id ${step.token_id}`);
+  chip.setAttribute("aria-label", t("chip.label", { n: step.index + 1, token: step.token, id: step.token_id }));
   setTokenText(chip, step.token);
   chip.addEventListener("click", () => onSelect(step.index));
   li.append(chip);
@@ -71,7 +73,7 @@ export function tokenChip(step, onSelect) {
  * `pick(id)`, when given, makes the token a button (Step mode: append this token).
  * A candidate without `sample_prob` (a `next` table: no settings applied) has no share bar.
  */
-function candidateRow(c, pick) {
+function candidateRow(c, pick, pickLabel = (x) => t("cand.append", { token: x.token })) {
   const li = document.createElement("li");
   li.className = "cand";
   li.classList.toggle("chosen", Boolean(c.chosen));
@@ -85,7 +87,7 @@ function candidateRow(c, pick) {
   name.title = `id ${c.id}`;
   if (pick) {
     name.type = "button";
-    name.setAttribute("aria-label", `append ${c.token}`);
+    name.setAttribute("aria-label", pickLabel(c));
     name.addEventListener("click", () => pick(c.id));
   }
 
@@ -94,7 +96,7 @@ function candidateRow(c, pick) {
   meter.max = 1;
   meter.value = c.prob;
   meter.setAttribute("aria-label", c.token);
-  meter.title = `${percent(c.prob)} under the model`;
+  meter.title = t("cand.underModel", { p: percent(c.prob) });
 
   const prob = document.createElement("span");
   prob.className = "prob";
@@ -105,7 +107,7 @@ function candidateRow(c, pick) {
   if (c.chosen) {
     const mark = document.createElement("span");
     mark.className = "chosen-mark";
-    mark.textContent = "chosen";
+    mark.textContent = t("cand.chosen");
     li.append(mark);
   }
   return li;
@@ -123,15 +125,15 @@ function shareBar(c) {
   if (c.sample_prob > 0) track.append(bar);
   const share = document.createElement("span");
   share.className = "share-text";
-  share.textContent = c.sample_prob > 0 ? percent(c.sample_prob) : "excluded";
-  share.title = c.sample_prob > 0 ? "share after temperature, top-k, top-p" : "top-k / top-p leave it out";
+  share.textContent = c.sample_prob > 0 ? percent(c.sample_prob) : t("cand.excluded");
+  share.title = c.sample_prob > 0 ? t("cand.shareTitle") : t("cand.excludedTitle");
   return [track, share];
 }
 
 /** Draw the candidates of one step into `list` (an <ol>) and the mass not shown into `other`. */
-export function drawCandidates(list, other, { candidates, shown_mass }, pick = null) {
-  list.replaceChildren(...candidates.map((c) => candidateRow(c, pick)));
-  other.textContent = `other tokens: ${percent(Math.max(0, 1 - shown_mass))}`;
+export function drawCandidates(list, other, { candidates, shown_mass }, pick = null, pickLabel = undefined) {
+  list.replaceChildren(...candidates.map((c) => candidateRow(c, pick, pickLabel)));
+  other.textContent = t("cand.other", { p: percent(Math.max(0, 1 - shown_mass)) });
 }
 
 /**
@@ -148,5 +150,7 @@ export function drawChosenOutside(list, step) {
     id: step.token_id, token: step.token, prob: step.prob, sample_prob: step.sample_prob, chosen: true,
   }, null);
   list.replaceChildren(row);
+  list.setAttribute("aria-label", t("cand.outsideLabel"));
+  list.dataset.label = t("cand.outside");
   list.hidden = false;
 }

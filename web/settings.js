@@ -2,6 +2,8 @@
 // The limits mirror the engine's (sampling.py, engine.py) so that mistakes show at once;
 // the engine checks again and its messages are shown as they are.
 
+import { t } from "./i18n.js";
+
 export const MAX_NEW_TOKENS = 1024;
 const MAX_SEED = (1n << 63n) - 1n;
 export const CANDIDATES = 10;  // bars per step
@@ -29,43 +31,43 @@ export const ERROR_TITLES = {
  * message, or {error, field} for the first problem. Used by the page and by the widget.
  */
 export function checkSettings(text, { model, prompt, candidates = CANDIDATES }) {
-  if (!model) return { error: "No model is selected (the server lists none).", field: "model" };
-  if (prompt === "") return { error: "The prompt is empty: type some text to continue.", field: "prompt" };
+  if (!model) return { error: t("check.model"), field: "model" };
+  if (prompt === "") return { error: t("check.prompt"), field: "prompt" };
 
   const number = (key, name) => {
     const raw = text(key).trim();
     const x = Number(raw);
-    return raw === "" || !Number.isFinite(x) ? { error: `${name} must be a number.`, field: key } : { x };
+    return raw === "" || !Number.isFinite(x) ? { error: t("check.number", { name: t(name) }), field: key } : { x };
   };
 
-  const t = number("temperature", "Temperature");
-  if (t.error) return t;
-  if (t.x < 0 || t.x > 10) return { error: "Temperature must be between 0 and 10 (0 = greedy).", field: "temperature" };
+  const temp = number("temperature", "settings.temperature");
+  if (temp.error) return temp;
+  if (temp.x < 0 || temp.x > 10) return { error: t("check.temperature"), field: "temperature" };
 
-  const k = number("top_k", "Top-k");
+  const k = number("top_k", "settings.topK");
   if (k.error) return k;
-  if (!Number.isInteger(k.x) || k.x < 0) return { error: "Top-k must be a whole number ≥ 0 (0 = no limit).", field: "top_k" };
+  if (!Number.isInteger(k.x) || k.x < 0) return { error: t("check.topK"), field: "top_k" };
 
-  const p = number("top_p", "Top-p");
+  const p = number("top_p", "settings.topP");
   if (p.error) return p;
-  if (!(p.x > 0 && p.x <= 1)) return { error: "Top-p must be more than 0 and at most 1 (1 = no limit).", field: "top_p" };
+  if (!(p.x > 0 && p.x <= 1)) return { error: t("check.topP"), field: "top_p" };
 
   // Seeds go up to 2^63 - 1, past what a JavaScript number holds exactly: big ones travel as digits.
   const seedText = text("seed").trim();
   let seed = null;
   if (seedText !== "") {
     if (!/^\d+$/.test(seedText) || BigInt(seedText) > MAX_SEED) {
-      return { error: "Seed must be a whole number from 0 to 2^63−1, or empty for a random one.", field: "seed" };
+      return { error: t("check.seed"), field: "seed" };
     }
     seed = BigInt(seedText) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seedText) : seedText;
   }
 
-  const m = number("max_tokens", "Max tokens");
+  const m = number("max_tokens", "settings.maxTokens");
   if (m.error) return m;
   if (!Number.isInteger(m.x) || m.x < 1 || m.x > MAX_NEW_TOKENS) {
-    return { error: `Max tokens must be a whole number from 1 to ${MAX_NEW_TOKENS}.`, field: "max_tokens" };
+    return { error: t("check.maxTokens", { max: MAX_NEW_TOKENS }), field: "max_tokens" };
   }
-  return { params: { model, prompt, temperature: t.x, top_k: k.x, top_p: p.x, seed, max_tokens: m.x, candidates } };
+  return { params: { model, prompt, temperature: temp.x, top_k: k.x, top_p: p.x, seed, max_tokens: m.x, candidates } };
 }
 
 /** The main page's settings (fields by element id). */

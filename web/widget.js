@@ -37,6 +37,7 @@ import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } f
 import { formatBytes } from "./progress.js";
 import { ERROR_TITLES, MAX_NEW_TOKENS, REASONS, checkSettings } from "./settings.js";
 import { drawAbout, drawExamples, modelCard } from "./about.js";
+import { t } from "./i18n.js";
 import { WIDGET_CSS } from "./explore-widget.js";
 import "./offline.js";  // keeps the app for offline visits once a model is ready (same origin only)
 
@@ -401,13 +402,13 @@ export class GPT2Widget extends HTMLElement {
     this.observer?.disconnect();
     this.observer = null;
     clearTimeout(this.debounce);
-    if (this.run && !this.run.done) this.client?.stop(this.run.id);
+    if (this.run) this.client?.stop(this.run.id);  // also frees a finished step session
     this.run = null;
     this.started = false;  // connected again: ask again (a loaded model answers at once)
   }
 
   reset() {
-    if (this.run && !this.run.done) this.client?.stop(this.run.id);
+    if (this.run) this.client?.stop(this.run.id);
     this.run = null;
     this.pinned = null;
     this.nextId = null;
@@ -859,7 +860,7 @@ export class GPT2Widget extends HTMLElement {
   /** Nothing left on screen from an earlier run (it would read as the answer to this one). */
   clearOutput() {
     const ui = this.ui;
-    if (this.run && !this.run.done) this.client?.stop(this.run.id);
+    if (this.run) this.client?.stop(this.run.id);
     this.run = null;
     this.pinned = null;
     this.clearError();
@@ -883,7 +884,7 @@ export class GPT2Widget extends HTMLElement {
 
   newRun(mode, params) {
     const ui = this.ui;
-    if (this.run && !this.run.done) this.client.stop(this.run.id);
+    if (this.run) this.client.stop(this.run.id);  // a finished step session is kept until stopped
     if (this.modelState?.state === "error") this.modelState = null;  // try again
     this.clearError();
     this.run = {
@@ -922,12 +923,14 @@ export class GPT2Widget extends HTMLElement {
     if (!p) return;
     // Same prompt and settings: continue the session; anything changed: a new one.
     let r = this.run;
+    const message = { type: "step", ...p };
     if (!r || r.mode !== "step" || r.done || r.key !== JSON.stringify(p)) {
       if (forcedId !== null) return;  // a pick from a finished session
       r = this.newRun("step", p);
+      message.peek = true;  // first the candidates for token 1: the reader may pick it too
     }
     r.pending = true;
-    const message = { type: "step", id: r.id, ...p };
+    message.id = r.id;
     if (forcedId !== null) message.forced_id = forcedId;
     this.client.send(message, (m) => this.onMessage(r, m));
     if (r.n === 0) this.setStatus("generating", this.modelState?.state === "ready" ? "Stepping…" : "Loading the model…");
@@ -947,6 +950,14 @@ export class GPT2Widget extends HTMLElement {
         break;
       case "token":
         this.onToken(r, m);
+        break;
+      case "candidates":  // Step's first answer: token 1's candidates, nothing appended yet
+        r.pending = false;
+        r.upcoming = m;
+        this.markLoaded();
+        this.setStatus("generating", t("status.firstPick"));
+        this.showCurrent();
+        this.updateButtons();
         break;
       case "done": {
         r.done = true;

