@@ -97,6 +97,18 @@ def build_sphinx(tmp: Path, base: str) -> Path:
 
         The paragraph after the widgets.
         """))
+    (src / "eager.rst").write_text(textwrap.dedent(f"""\
+        :orphan:
+
+        Eager
+        =====
+
+        .. gpt2-widget::
+           :mode: next
+           :prompt: {NEXT["prompt"]}
+           :candidates: {NEXT["candidates"]}
+           :loading: eager
+        """))
     out = tmp / "html"
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(src), str(out)],
                           capture_output=True, text=True, timeout=600)
@@ -310,7 +322,8 @@ def test_static_first_then_live_on_click(site, browser, expected):
     assert below.bounding_box()["y"] >= y0 - 1
     assert any(HEAVY.search(urlsplit(u).path) for u in requests)  # now it loaded
 
-    page.locator(f"{gen} > .gpt2-static button", has_text="Generate").click()
+    page.locator(f"{gen} > .gpt2-static button", has_text="Generate").focus()  # the keyboard, this time
+    page.keyboard.press("Enter")
     page.wait_for_function(is_live(gen), timeout=BOOT_TIMEOUT)
     live = live_numbers(page, gen)
     assert live["chips"] == expected["generate"]["ids"]
@@ -383,4 +396,19 @@ def test_mkdocs_material_instant_navigation(site, browser, expected):
     live = live_numbers(page, w)
     assert live["chips"] == expected["generate"]["ids"]
     assert live["ids"] == [c["id"] for c in steps[-1]["candidates"]]
+    page.close()
+
+
+def test_sphinx_loading_eager(site, browser, expected):
+    """loading="eager": the widget goes live by itself, with the same numbers."""
+    base, built = site
+    if not (built / "eager.html").is_file():
+        pytest.skip("only the Sphinx site has the eager page")
+    page = browser.new_page()
+    page.goto(base + "eager.html")
+    w = "gpt2-widget"
+    page.wait_for_function(is_live(w), timeout=BOOT_TIMEOUT)
+    live = live_numbers(page, w)
+    assert live["ids"] == [r["id"] for r in expected["next"]]
+    assert max(abs(a - r["prob"]) for a, r in zip(live["probs"], expected["next"])) < 1e-5
     page.close()

@@ -152,3 +152,22 @@ def test_serve_and_export_from_an_empty_folder(venv, wheel, seeded_cache, tmp_pa
     assert [m["id"] for m in json.loads((out / "models.json").read_text())["models"]] == ["demo"]
     # Nothing was written next to the package: the empty folder holds only the export.
     assert sorted(p.name for p in empty.iterdir()) == ["offline"]
+
+
+def test_sphinx_from_the_installed_package(venv, wheel, seeded_cache, tmp_path):
+    proc = _run([str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[docs]"])
+    assert proc.returncode == 0, proc.stderr
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["gpt2web.sphinx"]\n')
+    (src / "index.rst").write_text("T\n=\n\n.. gpt2-widget::\n   :mode: next\n   :prompt: And God said\n")
+    env = dict(os.environ, GPT2WEB_CACHE=str(seeded_cache))
+    env.pop("PYTHONPATH", None)
+    proc = _run([str(venv / "bin" / "python"), "-m", "sphinx", "-q", "-b", "html", str(src), str(tmp_path / "out")],
+                cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assets = tmp_path / "out" / "_static" / "gpt2web"
+    for f in ("widget.js", "worker.js", "kernels/int8.wasm", "runtime/pyodide.asm.wasm", "wheels/index.json",
+              "weights/gpt2.tiktoken", "weights/demo/manifest.json", "gpt2web-static.css"):
+        assert (assets / f).is_file(), f
+    assert "<meter" in (tmp_path / "out" / "index.html").read_text()
