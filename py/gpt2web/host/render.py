@@ -130,6 +130,10 @@ def check_attrs(attrs: dict) -> dict:
         checked.update(temperature=t, top_k=k, top_p=p, max_tokens=m, seed=seed)
     if a.get("loading", "") not in ("", "lazy", "eager"):
         raise RenderError(f"loading must be 'lazy' or 'eager', got {a['loading']!r}")
+    if a.get("theme", "") not in ("", "light", "dark", "auto"):
+        raise RenderError(f"theme must be 'light', 'dark' or 'auto', got {a['theme']!r}")
+    if a.get("settings", "") not in ("", "open", "none"):
+        raise RenderError(f"settings must be 'open' or 'none', got {a['settings']!r}")
     return {"attrs": out, **checked}
 
 
