@@ -78,47 +78,156 @@ export function sha256(bytes) {
   return out;
 }
 
+// Downloads that fail. A network error, a server error (5xx, 408, 429), a stall (no byte for
+// STALL_MS) or a connection cut mid-stream is retried, up to RETRIES times in a row without
+// progress, after a pause that doubles (RETRY_MS, ...); a download cut after some bytes resumes
+// where it stopped with a Range request (If-Range: the first answer's ETag, so that a file changed
+// meanwhile restarts from the beginning instead of mixing two versions). A missing file (404,
+// 410, 403) is not retried, nor a file shorter than the manifest says: retrying would not help.
+// Messages name the file (`what`) and its URL.
+export const RETRIES = 3;
+export const RETRY_MS = 500;
+export const STALL_MS = 15_000;
+
+const RETRY_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/** Why an attempt ended early, where trying again may help. */
+class Interrupted extends Error {}
+
+const pause = (ms, signal) => new Promise((resolve, reject) => {
+  const timer = setTimeout(resolve, ms);
+  signal?.addEventListener("abort", () => {
+    clearTimeout(timer);
+    reject(signal.reason ?? new DOMException("aborted", "AbortError"));
+  }, { once: true });
+});
+
 /**
  * GET `url` into one Uint8Array, calling onBytes(loaded) as chunks arrive.
  *
  * `expected` (the manifest's size) lets us fill one buffer of the right size instead of
- * collecting chunks and concatenating them (which would copy every byte a second time).
- * A wrong size is not judged here: the engine checks size and sha256 and names the shard.
+ * collecting chunks and concatenating them (which would copy every byte a second time), and
+ * tells a cut-off download from a complete one. A wrong sha256 is not judged here: the engine
+ * checks size and hash and names the shard. `cache`: the fetch cache mode ("reload" skips the
+ * browser's HTTP cache: a second try after a corrupt copy).
  */
-export async function fetchBytes(url, { kind, what, expected = 0, signal, onBytes } = {}) {
-  let resp;
-  try {
-    resp = await fetch(url, { signal });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new WorkerError(kind, `${what}: could not download ${url} (${e.message}); check the connection`);
+export async function fetchBytes(url, { kind, what, expected = 0, signal, onBytes, cache } = {}) {
+  let buf = new Uint8Array(expected || 1 << 16);
+  let loaded = 0;
+  let validator = null;  // ETag (or Last-Modified) of the first answer: for If-Range
+  let total = expected || null;  // the file's size, once known
+  let failures = 0;
+  for (;;) {
+    const before = loaded;
+    try {
+      const resp = await attempt();
+      const part = resp.status === 206;
+      if (!part) loaded = 0;  // a full answer (first try, or the server ignored the range)
+      validator ??= resp.headers.get("etag") || resp.headers.get("last-modified");
+      total = fileSize(resp, part) ?? total;
+      if (total && total > buf.length) buf = grow(buf, total, loaded, true);
+      await readBody(resp);
+      if (expected && loaded < expected && total === loaded) {
+        throw new WorkerError(kind, `${what}: the server sent ${loaded} bytes of ${url}, the manifest says ` +
+          `${expected}: the file on the server is truncated (copy or convert the model again)`);
+      }
+      if (total && loaded < total) throw new Interrupted(`the connection closed after ${loaded} of ${total} bytes`);
+      return loaded === buf.length ? buf : buf.subarray(0, loaded);
+    } catch (e) {
+      if (e.name === "AbortError" && signal?.aborted) throw e;
+      if (e instanceof WorkerError) throw e;
+      failures = loaded > before ? 1 : failures + 1;  // progress resets the count
+      if (failures > RETRIES) {
+        const after = failures > 1 ? ` (${failures} tries)` : "";
+        const where = loaded ? `the download of ${url} broke off after ${loaded} bytes` : `could not download ${url}`;
+        throw new WorkerError(kind, `${what}: ${where} (${e.message})${after}; check the connection and reload`);
+      }
+      console.info(`gpt2web: ${what}: ${e.message}; trying again${loaded ? ` from byte ${loaded}` : ""}`);
+      await pause(RETRY_MS * 2 ** (failures - 1), signal);
+    }
   }
-  if (!resp.ok) {
-    const hint = resp.status === 404 ? " (the file is missing on the server: copy or convert the model again)" : "";
+
+  /** One request: from byte `loaded` on if some have arrived. Throws Interrupted or WorkerError. */
+  async function attempt() {
+    const headers = {};
+    if (loaded > 0) {
+      headers.Range = `bytes=${loaded}-`;
+      if (validator) headers["If-Range"] = validator;
+    }
+    let resp;
+    try {
+      resp = await fetch(url, { signal, headers, cache: loaded > 0 ? "no-store" : cache });
+    } catch (e) {
+      if (e.name === "AbortError" && signal?.aborted) throw e;
+      throw new Interrupted(e.message);
+    }
+    if (resp.status === 206) {
+      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(resp.headers.get("content-range") ?? "");
+      if (!range || Number(range[1]) !== loaded) {
+        resp.body?.cancel().catch(() => {});
+        loaded = 0;  // an answer we cannot splice in: start again from the beginning
+        throw new Interrupted(`the server answered a range request with ${resp.headers.get("content-range")}`);
+      }
+      return resp;
+    }
+    if (resp.ok) return resp;
+    resp.body?.cancel().catch(() => {});
+    if (RETRY_STATUS.has(resp.status)) throw new Interrupted(`the server answered ${resp.status} ${resp.statusText}`);
+    const hint = resp.status === 404 || resp.status === 410
+      ? " (the file is missing on the server: copy or convert the model again)" : "";
     throw new WorkerError(kind, `${what}: the server answered ${resp.status} ${resp.statusText} for ${url}${hint}`);
   }
-  const size = expected || Number(resp.headers.get("content-length")) || 1 << 16;
-  let buf = new Uint8Array(size);
-  let loaded = 0;
-  const reader = resp.body.getReader();
-  try {
+
+  /** Append the body to `buf` from `loaded` on; a stall of STALL_MS is an interruption. */
+  async function readBody(resp) {
+    const reader = resp.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (loaded + value.length > buf.length) {  // more than announced: grow (rare)
-        const bigger = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
-        bigger.set(buf.subarray(0, loaded));
-        buf = bigger;
+      let timer;
+      const stalled = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Interrupted(`no data for ${STALL_MS / 1000} s`)), STALL_MS);
+      });
+      let chunk;
+      try {
+        chunk = await Promise.race([reader.read(), stalled]);
+      } catch (e) {
+        reader.cancel().catch(() => {});
+        if (e instanceof Interrupted || (e.name === "AbortError" && signal?.aborted)) throw e;
+        throw new Interrupted(e.message);
+      } finally {
+        clearTimeout(timer);
       }
+      if (chunk.done) return;
+      const { value } = chunk;
+      if (expected && loaded + value.length > expected) {
+        reader.cancel().catch(() => {});
+        throw new WorkerError(kind, `${what}: ${url} is larger than the ${expected} bytes the manifest says ` +
+          "(the file on the server is not this model's: copy or convert the model again)");
+      }
+      if (loaded + value.length > buf.length) buf = grow(buf, loaded + value.length, loaded);
       buf.set(value, loaded);
       loaded += value.length;
       onBytes?.(loaded);
     }
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new WorkerError(kind, `${what}: the download of ${url} broke off after ${loaded} bytes (${e.message})`);
   }
-  return loaded === buf.length ? buf : buf.subarray(0, loaded);
+}
+
+/** The whole file's size from a response: Content-Range's total, or a full answer's length. */
+function fileSize(resp, part) {
+  if (part) {
+    const total = /\/(\d+)$/.exec(resp.headers.get("content-range") ?? "");
+    return total ? Number(total[1]) : null;
+  }
+  // (A Content-Encoding makes Content-Length the compressed size: no use then.)
+  if (resp.headers.get("content-encoding")) return null;
+  const n = Number(resp.headers.get("content-length"));
+  return n > 0 ? n : null;
+}
+
+/** A buffer of `size` bytes (or more, doubling, unless `exact`) holding buf's first `keep` bytes. */
+function grow(buf, size, keep, exact = false) {
+  const bigger = new Uint8Array(exact ? size : Math.max(size, Math.min(buf.length * 2, 2 ** 31)));
+  bigger.set(buf.subarray(0, keep));
+  return bigger;
 }
 
 /** Calls fn(loaded) at most every `ms` milliseconds (the caller reports the final value). */
@@ -172,6 +281,13 @@ export class FileCache {
         headers: { "Content-Type": "application/octet-stream", "Content-Length": String(bytes.length) },
       }));
     } catch (e) {
+      if (e?.name === "QuotaExceededError") {
+        // The browser's storage for this site is full: carry on without the cache.
+        console.warn("gpt2web: the browser's storage for this site is full: models are not kept " +
+          "and will be downloaded again next visit");
+        this.cache = null;
+        return;
+      }
       console.warn(`gpt2web: could not cache ${key}:`, e);
     }
   }

@@ -8,6 +8,7 @@
 
 import { FileCache, WorkerError, fetchBytes, sha256Hex, throttled } from "./download.js";
 import { callPython } from "./runtime.js";
+import { checkDevice } from "./device.js";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -53,10 +54,19 @@ async function useFile(cache, key, url, got, use, opts) {
   try {
     await use(got.bytes);
   } catch (e) {
-    if (!got.cached || !(e instanceof WorkerError) || e.kind !== "shard") throw e;
-    await cache.delete(key);
-    got = { bytes: await fetchBytes(url, { kind: "shard", ...opts }), cached: false };
-    await use(got.bytes);
+    if (!(e instanceof WorkerError) || e.kind !== "shard") throw e;
+    if (got.cached) await cache.delete(key);
+    // Once more from the server itself (not the browser's HTTP cache, which may hold the
+    // same bad copy): a download damaged on the way comes right, a damaged file does not.
+    const again = await fetchBytes(url, { kind: "shard", ...opts, cache: "reload" });
+    try {
+      await use(again);
+    } catch (e2) {
+      if (got.cached || !(e2 instanceof WorkerError) || e2.kind !== "shard") throw e2;
+      throw new WorkerError("shard", `${e2.message} (downloaded twice, the same both times: the file on ` +
+        "the server is damaged; copy or convert the model again)");
+    }
+    got = { bytes: again, cached: false };
   }
   if (!got.cached) await cache.put(key, got.bytes);
 }
@@ -101,6 +111,7 @@ export async function loadModel({ name, base, runtime, progress }) {
   }
   const manifestURL = new URL(`weights/${name}/manifest.json`, base);
   const { manifest, text } = await fetchManifest(name, manifestURL);
+  checkDevice(name, manifest);  // before any shard is downloaded
   const shards = manifest.shards;
   const cache = await FileCache.open();
   const tokenizerSha = manifest.tokenizer.sha256;
