@@ -276,3 +276,115 @@ def test_rewrite_from_an_earlier_token_and_switch_branches(desk, engine):
     page.get_by_role("button", name="Branch 2", exact=True).click()
     wait_chips(page, 3)
     assert chips(page) == branch2
+
+
+# --------------------------------------------------------------------------- links
+
+
+def read_link(page):
+    page.wait_for_function("() => document.querySelector('#link').value.includes('#v=1')")
+    return page.input_value("#link")
+
+
+def test_a_copied_link_rebuilds_the_same_tokens_in_a_fresh_browser(desk, browser, engine):
+    page = desk
+    ids = chips(page)  # branch 2 of the test before: a rewritten text
+    # The link follows the text shown once the worker holds it again (after the switch).
+    page.wait_for_function("ids => document.querySelector('#link').value.endsWith('&ids=' + ids)",
+                           arg=".".join(map(str, ids)))
+    wait_pick(page, len(ids) + 1)
+    shown_upcoming = bars(page)
+    link = read_link(page)
+    page.get_by_role("button", name="Copy link", exact=True).click()
+    assert page.inner_text("#link-note") != ""
+    context = new_context(browser, locale="en-US")  # another browser: no state shared
+    try:
+        other = open_page(context, link)
+        wait_chips(other, len(ids))
+        wait_pick(other, len(ids) + 1)
+        assert chips(other) == ids
+        assert other.input_value("#prompt") == PROMPT
+        assert other.input_value("#seed") == str(SETTINGS["seed"])
+        assert other.input_value("#temperature") == str(SETTINGS["temperature"])
+        # The same bars: for the token to come and for every token, as in the first browser.
+        assert [b["id"] for b in bars(other)] == [b["id"] for b in shown_upcoming]
+        assert [b["prob"] for b in bars(other)] == pytest.approx([b["prob"] for b in shown_upcoming], abs=TOL)
+        _, steps = replay(engine, ids)
+        for i in range(len(ids)):
+            other.click(f"#tokens .chip[data-index='{i}']")
+            assert_bars(bars(other), steps[i]["candidates"], chosen=True)
+        shot(other, "from-link")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("fragment, words", [
+    ("#v=0&model=demo&prompt=Hi", "another version"),
+    ("#v=1&model=nowhere&prompt=Hi&temperature=1&top_k=0&top_p=1&max_tokens=5", "does not have"),
+    ("#v=1&model=demo&prompt=Hi&temperature=99&top_k=0&top_p=1&max_tokens=5", "Temperature"),
+    ("#v=1&model=demo&prompt=Hi&temperature=1&top_k=0&top_p=1&max_tokens=5&ids=1.x.3", "token ids"),
+    ("#v=1&model=demo&prompt=Hi&temperature=1&top_k=0&top_p=1&max_tokens=2&ids=1.2.3", "max tokens"),
+    ("#hello", "not a gpt2web link"),
+])
+def test_a_bad_link_gets_a_message_and_a_clean_start(browser, server, fragment, words):
+    context = new_context(browser, locale="en-US")
+    try:
+        page = open_page(context, server + fragment)
+        page.wait_for_selector("#error:not([hidden])", timeout=BOOT_TIMEOUT)
+        assert page.get_attribute("#error", "data-kind") == "link"
+        assert words in page.inner_text("#error"), page.inner_text("#error")
+        assert page.evaluate("location.hash") == ""  # the bad link is gone from the address
+        wait_ready(page)
+        assert chips(page) == [] and page.input_value("#prompt") == "Once upon a time"
+        if fragment.startswith("#v=0"):
+            shot(page, "bad-link")
+        page.get_by_role("button", name="Step", exact=True).click()  # the page works
+        wait_pick(page, 1)
+    finally:
+        context.close()
+
+
+def test_a_link_whose_token_the_model_lacks_fails_cleanly(browser, server):
+    context = new_context(browser, locale="en-US")
+    try:
+        page = open_page(context, server + "#v=1&model=demo&prompt=Hi&temperature=1&top_k=0&top_p=1"
+                         "&max_tokens=5&ids=999999")
+        page.wait_for_selector("#error:not([hidden])", timeout=BOOT_TIMEOUT)
+        assert page.get_attribute("#error", "data-kind") == "link"
+        assert "not in the vocabulary" in page.inner_text("#error")
+        assert page.evaluate("location.hash") == "" and chips(page) == []
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------- clean state
+
+
+def test_an_error_leaves_nothing_stale(desk, engine):
+    page = desk
+    set_settings(page, max_tokens=4)
+    page.click("#generate")
+    page.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
+    assert len(chips(page)) == 4 and bars(page)
+    page.fill("#prompt", "")
+    page.click("#generate")
+    assert "prompt is empty" in page.inner_text("#param-error")
+    assert chips(page) == [] and bars(page) == [] and page.inner_text("#text") == ""
+    assert page.get_attribute("#status", "data-state") == "error"
+    assert "Waiting" not in page.inner_text("#cand-note")
+    assert page.is_hidden("#link-box") and page.evaluate("location.hash") == ""
+    # An overlong prompt: the engine says so; no old bars, no "Waiting for the first token".
+    set_settings(page, prompt="the " * 600, max_tokens=4)
+    page.click("#generate")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.get_attribute("#error", "data-kind") == "prompt"
+    assert "tokens long" in page.inner_text("#error")
+    assert bars(page) == [] and chips(page) == []
+    assert page.inner_text("#cand-note") == "No candidates: see the message above."
+    assert page.get_attribute("#status", "data-state") == "error"
+    shot(page, "error-clean")
+    # Fixed: the next run starts clean, with its own bars only.
+    set_settings(page, max_tokens=3)
+    page.click("#generate")
+    page.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
+    assert page.is_hidden("#error") and len(chips(page)) == 3

@@ -114,7 +114,14 @@ async function listModels() {
   const linked = readLink();  // a shared link: its model, prompt and settings
   showModelCard(ui.model.value);
   loadModel(ui.model.value);
-  if (linked) replayLink(linked);
+  openLink(linked);
+}
+
+/** Replay a link read by readLink, or say what is wrong with it (after the model's load
+ * has cleared older messages). */
+function openLink(linked) {
+  if (linked?.error) showError({ kind: "link", message: linked.error });
+  else if (linked) replayLink(linked);
 }
 
 let modelIds = [];
@@ -510,8 +517,7 @@ function readLink() {
   if (!got) return null;
   if (got.error) {
     clearLink();
-    showError({ kind: "link", message: got.error });
-    return null;
+    return got;
   }
   const { state } = got;
   ui.model.value = state.model;
@@ -541,7 +547,7 @@ window.addEventListener("hashchange", () => {
   if (!linked) return;
   showModelCard(ui.model.value);
   loadModel(ui.model.value);
-  replayLink(linked);
+  openLink(linked);
 });
 
 // ---------------------------------------------------------------- the candidates panel
