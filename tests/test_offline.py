@@ -44,6 +44,17 @@ def test_listing_names_the_app_files_with_their_hashes(tmp_path):
     assert json.loads(write_listing(tmp_path).read_text()) == listing(tmp_path)
 
 
+def test_listing_takes_folders_served_from_elsewhere(tmp_path):
+    (tmp_path / "web" / "runtime").mkdir(parents=True)
+    (tmp_path / "web" / "index.html").write_text("<!doctype html>")
+    (tmp_path / "web" / "runtime" / "stale.js").write_text("// not served: the cache's runtime is")
+    (tmp_path / "cache" / "sub").mkdir(parents=True)
+    (tmp_path / "cache" / "pyodide.mjs").write_text("export {};\n")
+    (tmp_path / "cache" / "sub" / "x.json").write_text("{}")
+    got = listing(tmp_path / "web", {"runtime": tmp_path / "cache", "wheels": None})
+    assert [f["path"] for f in got["files"]] == ["index.html", "runtime/pyodide.mjs", "runtime/sub/x.json"]
+
+
 def test_server_answers_offline_json_for_its_web_folder(tmp_path):
     from gpt2web.host.server import create_app
 

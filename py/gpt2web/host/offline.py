@@ -38,14 +38,30 @@ def _sha256(path: Path, st) -> str:
     return _hashes[key]
 
 
-def listing(folder: Path | str) -> dict:
-    """{"format", "version", "files": [{"path", "bytes", "sha256"}]} for the app in ``folder``."""
+def listing(folder: Path | str, mounts: dict[str, Path | str | None] | None = None) -> dict:
+    """{"format", "version", "files": [{"path", "bytes", "sha256"}]} for the app in ``folder``.
+
+    ``mounts`` maps a top-level name to another folder served there instead (e.g. ``runtime``
+    from the user's cache): its files are listed under that name.
+    """
     folder = Path(folder)
+    mounts = {k: Path(v) for k, v in (mounts or {}).items() if v is not None}
+    files = [f for f in _files(folder, folder) if f["path"].split("/")[0] not in mounts]
+    for name, other in mounts.items():
+        files += [{**f, "path": f"{name}/{f['path']}"} for f in _files(other, other, top=False)]
+    files.sort(key=lambda f: f["path"])
+    version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    return {"format": FORMAT, "version": version, "files": files}
+
+
+def _files(folder: Path, base: Path, top: bool = True) -> list[dict]:
     files = []
-    base = folder.resolve()
+    base = base.resolve()
+    if not folder.is_dir():
+        return files
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if rel.parts[0] in SKIP_TOP or p.name.endswith(SKIP_SUFFIXES):
+        if (top and rel.parts[0] in SKIP_TOP) or p.name.endswith(SKIP_SUFFIXES):
             continue
         if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
             continue
@@ -56,8 +72,7 @@ def listing(folder: Path | str) -> dict:
         except OSError:
             continue
         files.append({"path": rel.as_posix(), "bytes": st.st_size, "sha256": _sha256(p, st)})
-    version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
-    return {"format": FORMAT, "version": version, "files": files}
+    return files
 
 
 def write_listing(folder: Path | str) -> Path:
