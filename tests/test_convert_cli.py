@@ -126,7 +126,7 @@ def test_cli_errors_are_one_readable_line(tiny_model_dir, args, match):
     (["frobnicate"], "invalid choice"),
 ])
 def test_cli_slips_are_one_line_and_fail(tiny_model_dir, args, match):
-    """The slips of issue 13: no NumPy error, no exit 0 on an empty text, no page of usage."""
+    """Small slips: no NumPy error, no exit 0 on an empty text, no page of usage."""
     r = run_cli(*[a.replace("{m}", str(tiny_model_dir)) for a in args], stdin="")
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert match in r.stderr and "Traceback" not in r.stderr and "usage:" not in r.stderr, r.stderr

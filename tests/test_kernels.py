@@ -120,7 +120,7 @@ def test_int8_reference_is_the_dequantized_product(group):
 def random_tensors(cfg, seed):
     """GPT-2 tensors of `cfg`'s shape, float32, with random values of GPT-2's rough scale."""
     rng = np.random.default_rng(seed)
-    C = cfg.n_embd
+    C, F = cfg.n_embd, cfg.d_mlp
     t = {"wte": rng.normal(0, 0.1, (cfg.n_vocab, C)), "wpe": rng.normal(0, 0.02, (cfg.n_ctx, C)),
          "ln_f.g": 1 + rng.normal(0, 0.1, C), "ln_f.b": rng.normal(0, 0.1, C)}
     for i in range(cfg.n_layer):
@@ -129,7 +129,7 @@ def random_tensors(cfg, seed):
             t[p + ln + ".g"] = 1 + rng.normal(0, 0.1, C)
             t[p + ln + ".b"] = rng.normal(0, 0.1, C)
         for name, (o, n) in {"attn.c_attn": (3 * C, C), "attn.c_proj": (C, C),
-                             "mlp.c_fc": (4 * C, C), "mlp.c_proj": (C, 4 * C)}.items():
+                             "mlp.c_fc": (F, C), "mlp.c_proj": (C, F)}.items():
             t[p + name + ".w"] = rng.normal(0, 0.1, (o, n))
             t[p + name + ".b"] = rng.normal(0, 0.02, o)
     return {k: v.astype(np.float32) for k, v in t.items()}
@@ -594,6 +594,105 @@ def test_model_through_kernels_matches_numpy(pyodide_page):
         assert r["prefill_dp"] < 1e-7 and r["decode_dp"] < 1e-7, r
         assert r["logit_err"] < 5e-6, r  # of the largest |logit|
         assert r["same_top1"]
+
+
+SETTINGS_CHECK = """
+import json, tempfile
+import numpy as np
+from gpt2web.engine import ShardAssembler
+from gpt2web.model import GPT2, GPT2Config
+from gpt2web.weights import WeightsError, read_model_dir, write_model
+""" + inspect.getsource(random_tensors) + """
+def log_softmax(z):
+    z = z.astype(np.float64) - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+report = []
+for settings in (dict(n_inner=96), dict(n_inner=40, activation="relu"), dict(activation="gelu"),
+                 dict(activation="silu"), dict(activation="quick_gelu"), dict(scale_attn_by_inverse_layer_idx=True),
+                 dict(scale_attn_weights=False), dict(layer_norm_epsilon=0.3)):
+    cfg = GPT2Config(n_vocab=1001, n_ctx=64, n_embd=64, n_layer=3, n_head=4, **settings)
+    folder = tempfile.mkdtemp()
+    write_model(folder, cfg.to_dict(), random_tensors(cfg, 0), dtype="int8")
+    manifest, tensors = read_model_dir(folder)  # the shards, as the browser reads them
+    fast, ref = GPT2(cfg, tensors), GPT2(cfg, tensors, int8=False, fast=False)
+    ids = np.random.default_rng(1).integers(0, cfg.n_vocab, 40).tolist()
+    lf = fast.forward(ids, fast.new_cache(), all_logits=True)  # prefill through the Runner
+    lr = ref.forward(ids, ref.new_cache(), all_logits=True)
+    last = fast.forward(ids, fast.new_cache(), last=7)  # the rows a sliding-window score asks for
+    cache = fast.new_cache()
+    steps = np.stack([fast.forward(ids[:30], cache)] + [fast.forward([t], cache) for t in ids[30:]])
+    report.append(dict(settings=settings, runner=bool(fast._runner), backend=fast.backend,
+                       prefill=float(np.abs(log_softmax(lf) - log_softmax(lr)).max()),
+                       decode=float(np.abs(log_softmax(steps) - log_softmax(lr[29:])).max()),
+                       last=float(np.abs(last - lf[-7:]).max() / np.abs(lf).max())))
+# A setting the engine does not know stops the load before any shard is fetched.
+try:
+    ShardAssembler({**manifest, "config": {**manifest["config"], "rotary_dim": 16}}, None)
+    refused = None
+except WeightsError as e:
+    refused = str(e)
+result = json.dumps({"report": report, "refused": refused})
+"""
+
+
+@pytest.mark.browser
+def test_settings_through_kernels_match_numpy(pyodide_page):
+    """Every config setting the converter accepts also runs on the browser's fast path (any MLP
+    width, attention scale per layer, the other activations in NumPy), equal to the NumPy
+    reference on the same int8 weights; relative: log-probabilities, i.e. probability ratios."""
+    r = run_python(pyodide_page, SETTINGS_CHECK)
+    for case in r["report"]:
+        print(f"\n{case}")
+        assert case["runner"] and case["backend"] == "wasm-simd128-int8", case
+        assert case["prefill"] < 1e-5 and case["decode"] < 1e-5, case
+        assert case["last"] < 1e-6, case
+    assert "sets 'rotary_dim', which this engine does not know" in r["refused"], r["refused"]
+
+
+SHAPE_GUARDS_CHECK = """
+import json
+import numpy as np
+from gpt2web import kernels
+from gpt2web.weights import QuantTensor, quantize_int8
+
+rng = np.random.default_rng(3)
+f = lambda *s: rng.standard_normal(s).astype(np.float32)
+w = kernels.prepare(quantize_int8(f(8, 32)))
+cache = np.zeros((2, 10, 4), np.float32)
+calls = {
+    "matmul x": lambda: kernels.matmul_t_int8(f(3, 31), w),
+    "matmul bias": lambda: kernels.matmul_t_int8(f(3, 32), w, f(7)),
+    "matmul scales": lambda: kernels.matmul_t_int8(f(3, 32), QuantTensor(w.q, w.scale[:4], 0)),
+    "matmul out": lambda: kernels.matmul_t_int8(f(3, 32), w, out=np.empty((3, 9), np.float32)),
+    "layer norm g": lambda: kernels.layer_norm(f(3, 16), f(15), f(16), 1e-5),
+    "layer norm x": lambda: kernels.layer_norm(f(2, 3, 16), f(16), f(16), 1e-5),
+    "gelu out": lambda: kernels.gelu(f(3, 16), out=np.empty((3, 15), np.float32)),
+    "attention qkv": lambda: kernels.attention(f(2, 23), cache, cache.copy(), 0, 0.5),
+    "attention no tokens": lambda: kernels.attention(f(0, 24), cache, cache.copy(), 0, 0.5),
+    "attention caches": lambda: kernels.attention(f(2, 24), cache, np.zeros((2, 9, 4), np.float32), 0, 0.5),
+    "attention past the end": lambda: kernels.attention(f(2, 24), cache, cache.copy(), 9, 0.5),
+    "attention scale": lambda: kernels.attention(f(2, 24), cache, cache.copy(), 0, float("nan")),
+    "softmax empty": lambda: kernels.softmax_z(np.zeros(0, np.float32)),
+    "topk 0": lambda: kernels.topk(f(10), 0),
+}
+out = {}
+for name, call in calls.items():
+    try:
+        call()
+        out[name] = None
+    except ValueError as e:
+        out[name] = str(e)
+result = json.dumps(out)
+"""
+
+
+@pytest.mark.browser
+def test_every_kernel_call_checks_its_shapes(pyodide_page):
+    """The kernels read and write by address: a wrong shape must be a ValueError, not a read
+    past an array (or a write into one)."""
+    r = run_python(pyodide_page, SHAPE_GUARDS_CHECK)
+    assert {k: v for k, v in r.items() if v is None} == {}, r
 
 
 BENCH = """

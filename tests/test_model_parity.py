@@ -80,7 +80,7 @@ def test_context_limit_is_an_error_not_garbage(tiny_checkpoint):
         model.forward(prompt_ids(cfg.n_ctx + 1), model.new_cache())
 
 
-def test_config_rejects_non_gpt2_activation():
-    with pytest.raises(ValueError, match="GELU"):
+def test_config_rejects_an_activation_it_cannot_run():
+    with pytest.raises(ValueError, match="activation_function 'mish' is not supported"):
         config_from_hf({"vocab_size": 10, "n_positions": 8, "n_embd": 8, "n_layer": 1, "n_head": 2,
-                        "activation_function": "relu"})
+                        "activation_function": "mish"})

@@ -85,7 +85,7 @@ class Trace:
         qkv = linear(h, p[f"h.{layer}.attn.c_attn.w"], p[f"h.{layer}.attn.c_attn.b"])  # [T, 3C]
         q, k, v = (np.ascontiguousarray(qkv[:, i * c.n_embd:(i + 1) * c.n_embd].reshape(T, H, D).transpose(1, 0, 2))
                    for i in range(3))  # 3 x [H, T, D]
-        scores = (q @ k.transpose(0, 2, 1)) * np.float32(1.0 / math.sqrt(D))  # [H, T, T]
+        scores = (q @ k.transpose(0, 2, 1)) * c.attn_scale(layer)  # [H, T, T], as GPT2.attention
         future = np.arange(T)[None, :] > np.arange(T)[:, None]
         scores = np.where(future[None], np.float32(-np.inf), scores)
         return softmax(scores), v

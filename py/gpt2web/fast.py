@@ -10,18 +10,19 @@ arena allocated per number of tokens T and reused, its addresses and the weights
 out once, and the kernel functions are looked up once.
 
 `Runner.forward` is used by `GPT2.forward` when `Runner.supports(model)`: the kernels are
-installed and every matrix of the blocks and the LM head is int8 in a layout they take.
+installed and every matrix of the blocks and the LM head is int8 in a layout they take. Every
+setting of the config runs here: any MLP width (n_inner), the attention scale per layer, and an
+MLP nonlinearity other than GPT-2's tanh GELU in NumPy, in place (GELU has the only kernel).
 tests/test_kernels.py checks its probabilities against the NumPy reference in Chromium.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import kernels
 from .kernels import KernelWeights, _ptr
+from .model import gelu
 
 
 KEEP_ARENA_T = 64  # an arena for up to this many tokens is kept for the next call
@@ -30,8 +31,8 @@ KEEP_ARENA_T = 64  # an arena for up to this many tokens is kept for the next ca
 class _Arena:
     """The activations of one forward pass of T tokens, in one block of float32."""
 
-    def __init__(self, T: int, C: int, n_ctx: int):
-        sizes = {"x": T * C, "h": T * C, "qkv": 3 * T * C, "att": T * C, "fc": 4 * T * C, "y": T * C}
+    def __init__(self, T: int, C: int, F: int, n_ctx: int):
+        sizes = {"x": T * C, "h": T * C, "qkv": 3 * T * C, "att": T * C, "fc": T * F, "y": T * C}  # F = d_mlp
         self.scores = np.zeros(n_ctx, dtype=np.float32)  # attention's scratch
         self.scores_ptr = _ptr(self.scores)
         self.block = np.zeros(sum(sizes.values()), dtype=np.float32)
@@ -62,25 +63,35 @@ class Runner:
         self.gemm, self.ln, self.attend, self.gelu = (js.gemm_int8, js.layer_norm_f32, js.attention_f32,
                                                       js.gelu_f32)
         c, p = model.config, model.p
-        self.C, self.H, self.D = c.n_embd, c.n_head, c.n_embd // c.n_head
+        self.C, self.H, self.D, self.F = c.n_embd, c.n_head, c.n_embd // c.n_head, c.d_mlp
         self.eps = float(c.layer_norm_epsilon)
-        self.scale = float(np.float32(1.0 / math.sqrt(self.D)))  # as GPT2.attention
         self.n_ctx = c.n_ctx
+        # The MLP's nonlinearity: the kernel for GPT-2's tanh GELU, else the model's NumPy
+        # function, in place on the arena (the same function as CPython's, slower).
+        self.act = None if model.act is gelu else model.act
         self.keep = []  # every array whose address is used below stays referenced here
+        shapes = c.tensor_shapes()
+
+        def check(name, a):  # the kernels read these by address: a wrong shape would read past them
+            if tuple(a.shape) != shapes[name]:
+                raise ValueError(f"{name} has shape {tuple(a.shape)}, the config implies {shapes[name]}")
 
         def vec(name):  # a float32 vector parameter and its address
             a = np.ascontiguousarray(p[name], dtype=np.float32)
+            check(name, a)
             self.keep.append(a)
             return _ptr(a)
 
         def mat(name, bias):  # (weights args, bias address, n_out) for gemm_int8
             w = p[name]
+            check(name, w.q)
             return (w._args, vec(bias) if bias else 0, w.q.shape[0])
 
         self.layers = []
         for i in range(c.n_layer):
             pre = f"h.{i}."
             self.layers.append({
+                "scale": float(c.attn_scale(i)),  # as GPT2.attention
                 "ln_1": (vec(pre + "ln_1.g"), vec(pre + "ln_1.b")),
                 "ln_2": (vec(pre + "ln_2.g"), vec(pre + "ln_2.b")),
                 **{m: mat(pre + m + ".w", pre + m + ".b") for m in self.MATRICES},
@@ -91,7 +102,7 @@ class Runner:
 
     def _arena(self, T: int) -> _Arena:
         if self.arena is None or self.arena.arrays["x"].shape[0] != T:
-            self.arena = _Arena(T, self.C, self.n_ctx)
+            self.arena = _Arena(T, self.C, self.F, self.n_ctx)
         return self.arena
 
     @staticmethod
@@ -106,11 +117,11 @@ class Runner:
     def forward(self, ids: np.ndarray, cache, rows: int) -> np.ndarray:
         """As GPT2.forward, after its checks: ids [T] int64 within the vocabulary, room in the
         cache, 1 <= rows <= T. Returns the logits of the last `rows` tokens, [rows, n_vocab]."""
-        m, C, H, D = self.model, self.C, self.H, self.D
+        m, C, H, D, F = self.model, self.C, self.H, self.D, self.F
         T = ids.shape[0]
         a = self._arena(T)
         A, P = a.arrays, a.ptrs
-        xq, xs = kernels._scratch.get(self.js, T, 4 * C)  # gemm_int8's, grown on demand, shared
+        xq, xs = kernels._scratch.get(self.js, T, max(C, F))  # gemm_int8's, grown on demand, shared
         k0, v0, per_layer = self._cache(cache)
         start = cache.length
         n_ctx = cache.n_ctx
@@ -120,7 +131,7 @@ class Runner:
             ln(T, C, P["x"], *L["ln_1"], eps, P["h"])
             w, b, n = L["attn.c_attn"]
             gemm(T, C, n, P["h"], *w, b, P["qkv"], xq, xs)
-            self.attend(T, start, H, D, n_ctx, self.scale, P["qkv"], k0 + i * per_layer, v0 + i * per_layer,
+            self.attend(T, start, H, D, n_ctx, L["scale"], P["qkv"], k0 + i * per_layer, v0 + i * per_layer,
                         P["att"], a.scores_ptr)
             w, b, n = L["attn.c_proj"]
             gemm(T, C, n, P["att"], *w, b, P["y"], xq, xs)
@@ -128,9 +139,12 @@ class Runner:
             ln(T, C, P["x"], *L["ln_2"], eps, P["h"])
             w, b, n = L["mlp.c_fc"]
             gemm(T, C, n, P["h"], *w, b, P["fc"], xq, xs)
-            self.gelu(T * 4 * C, P["fc"], P["fc"])
+            if self.act is None:
+                self.gelu(T * F, P["fc"], P["fc"])
+            else:
+                A["fc"][...] = self.act(A["fc"])
             w, b, n = L["mlp.c_proj"]
-            gemm(T, 4 * C, n, P["fc"], *w, b, P["y"], xq, xs)
+            gemm(T, F, n, P["fc"], *w, b, P["y"], xq, xs)
             np.add(A["x"], A["y"], out=A["x"])
         cache.length += T
         first = T - rows  # the last `rows` tokens' logits only

@@ -125,6 +125,20 @@ def take_rows(w: QuantTensor, ids) -> np.ndarray:
     return QuantTensor(q, w.scale[ids], w.group_size).dequantize()
 
 
+def check_quant(w: QuantTensor) -> None:
+    """ValueError unless w's bytes and scales are shaped as the kernels will read them."""
+    if w.q.ndim != 2 or w.q.dtype != np.int8:
+        raise ValueError(f"an int8 matrix must be 2-D int8 [out, in], got {w.q.dtype} {w.q.shape}")
+    n_out, n_in = w.q.shape
+    g = w.group_size
+    want = (n_out,) if g == 0 else (n_out, n_in // g) if g > 0 and n_in % g == 0 else None
+    if want is None:
+        raise ValueError(f"group size {g} does not divide the matrix's row length {n_in}")
+    if tuple(w.scale.shape) != want:
+        raise ValueError(f"the scales of a {n_out}x{n_in} int8 matrix (group size {g}) must have shape "
+                         f"{want}, they have {tuple(w.scale.shape)}")
+
+
 def supports(w: QuantTensor) -> bool:
     """Whether the kernel can multiply w: per-row scales, or groups of a multiple of 16 inputs."""
     n_in = w.q.shape[1]
@@ -141,6 +155,7 @@ def prepare(w: QuantTensor) -> QuantTensor:
     js = _kernels()
     if js is None or isinstance(w, KernelWeights) or not supports(w):
         return w
+    check_quant(w)
     q = np.ascontiguousarray(w.q, dtype=np.int8)
     scale = _f32(w.scale)
     if layout_of(w) == ROWS4X16 or q.shape[1] % 16:
@@ -195,8 +210,16 @@ def matmul_t_int8(x: np.ndarray, w: QuantTensor, bias: np.ndarray | None = None,
     """x @ w.T (+ bias): float32 x [T, in] (or [in]), int8 w [out, in] -> float32 [T, out].
 
     Uses the WebAssembly kernel when installed, else the NumPy reference. `out`, if given, must
-    be a C-contiguous float32 array of shape [T, out] and receives the result.
+    be a C-contiguous float32 array of shape [T, out] and receives the result. Shapes are checked
+    on both paths (the kernel reads by address: a wrong one would read or write past an array).
     """
+    check_quant(w)
+    n_out, n_in_w = w.q.shape
+    if np.ndim(x) not in (1, 2) or np.shape(x)[-1] != n_in_w:
+        raise ValueError(f"x must be [T, {n_in_w}] or [{n_in_w}] for a {n_out}x{n_in_w} matrix, "
+                         f"it has shape {np.shape(x)}")
+    if bias is not None and np.shape(bias) != (n_out,):
+        raise ValueError(f"the bias must have shape ({n_out},), it has {np.shape(bias)}")
     js = _js or _kernels()
     if js is None or not (w.fits if isinstance(w, KernelWeights) else supports(w)):
         y = matmul_t_int8_reference(x, w, bias)
@@ -210,9 +233,6 @@ def matmul_t_int8(x: np.ndarray, w: QuantTensor, bias: np.ndarray | None = None,
     if x.ndim == 1:
         x = x[None, :]
     T, n_in = x.shape
-    n_out = w.q.shape[0]
-    if w.q.shape[1] != n_in:
-        raise ValueError(f"x has {n_in} inputs per row, the matrix {w.q.shape[1]}")
     if out is None:
         out = np.empty((T, n_out), dtype=np.float32)
     elif out.shape != (T, n_out) or out.dtype != np.float32 or not out.flags.c_contiguous:
@@ -243,6 +263,8 @@ def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.nd
     """model.layer_norm over the last axis of x [T, C] -> a new float32 [T, C]."""
     js = _need()
     x, g, b = _f32(x), _f32(g), _f32(b)
+    if x.ndim not in (1, 2) or x.shape[-1] == 0:
+        raise ValueError(f"layer norm takes x of shape [T, C] or [C] with C > 0, got {x.shape}")
     C = x.shape[-1]
     if g.shape != (C,) or b.shape != (C,):
         raise ValueError(f"layer norm over {C} features needs g and b of shape ({C},)")
@@ -289,6 +311,11 @@ def attention(qkv: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, start: 
     """
     js = _need()
     qkv = _f32(qkv)
+    if qkv.ndim != 2 or qkv.shape[0] == 0 or k_cache.ndim != 3:
+        raise ValueError(f"attention takes qkv [T, 3C] with T > 0 and a cache [H, n_ctx, D], got "
+                         f"{qkv.shape} and {k_cache.shape}")
+    if not np.isfinite(scale):
+        raise ValueError(f"the attention scale must be a finite number, got {scale!r}")
     T = qkv.shape[0]
     H, n_ctx, D = k_cache.shape
     C = H * D
@@ -315,6 +342,8 @@ def softmax_z(logits: np.ndarray) -> tuple[float, float]:
     z summed in float64 (the kernel's exp is float32's, within a few ulp)."""
     js = _need()
     x = _f32(logits).reshape(-1)
+    if x.shape[0] == 0:
+        raise ValueError("softmax over no logits")
     z = float(js.softmax_z_f32(x.shape[0], _ptr(x), _max_out_ptr))
     return float(_max_out[0]), z
 
@@ -342,6 +371,8 @@ def topk(x: np.ndarray, k: int) -> np.ndarray | None:
     sampling.ranked), or None when fewer than k of them are not NaN."""
     js = _need()
     x = _f32(x).reshape(-1)
+    if isinstance(k, bool) or int(k) != k or k < 1 or x.shape[0] == 0:
+        raise ValueError(f"top-k needs k >= 1 and at least one value, got k={k!r} of {x.shape[0]}")
     k = min(int(k), x.shape[0])
     ids, ids_ptr, vals_ptr = _topk.get(k)
     found = int(js.topk_f32(x.shape[0], _ptr(x), k, ids_ptr, vals_ptr))

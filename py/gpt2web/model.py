@@ -34,15 +34,45 @@ class ContextFullError(ValueError):
 
 @dataclass(frozen=True)
 class GPT2Config:
+    """Everything about a GPT-2 that changes its arithmetic (host/convert.py says, for every
+    field of transformers' GPT2Config, which of these it maps to or why it has no effect)."""
+
     n_vocab: int = 50257
     n_ctx: int = 1024
     n_embd: int = 768
     n_layer: int = 12
     n_head: int = 12
     layer_norm_epsilon: float = 1e-5
+    n_inner: int | None = None  # the MLP's width; None: 4 * n_embd, GPT-2's
+    activation: str = "gelu_new"  # the MLP's nonlinearity: a key of ACTIVATIONS
+    scale_attn_weights: bool = True  # attention scores / sqrt(head size)
+    scale_attn_by_inverse_layer_idx: bool = False  # ... and / (layer index + 1)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "GPT2Config":
+        """A config from a manifest's `config`; a WeightsError names any setting this engine
+        cannot run or does not know (a model from a newer converter must not run as something
+        else)."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise WeightsError(f"the model's config sets {unknown[0]!r}, which this engine does not know "
+                               f"(a newer gpt2web made it?): update gpt2web, or convert the model again")
+        for key in ("n_vocab", "n_ctx", "n_embd", "n_layer", "n_head"):
+            v = d.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise WeightsError(f"config.{key} must be a positive whole number, got {v!r}")
+        n_inner = d.get("n_inner")
+        if n_inner is not None and (isinstance(n_inner, bool) or not isinstance(n_inner, int) or n_inner <= 0):
+            raise WeightsError(f"config.n_inner (the MLP's width) must be a positive whole number, got {n_inner!r}")
+        if d.get("activation", "gelu_new") not in ACTIVATIONS:
+            raise WeightsError(f"config.activation {d['activation']!r} is not one this engine runs "
+                               f"({', '.join(ACTIVATIONS)})")
+        for key in ("scale_attn_weights", "scale_attn_by_inverse_layer_idx"):
+            if not isinstance(d.get(key, False), bool):
+                raise WeightsError(f"config.{key} must be true or false, got {d[key]!r}")
+        eps = d.get("layer_norm_epsilon", 1e-5)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+            raise WeightsError(f"config.layer_norm_epsilon must be a small positive number, got {eps!r}")
         cfg = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
         if cfg.n_embd % cfg.n_head:
             raise WeightsError(f"n_embd {cfg.n_embd} is not a multiple of n_head {cfg.n_head}")
@@ -50,6 +80,31 @@ class GPT2Config:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def d_mlp(self) -> int:
+        """The MLP's inner width: n_inner, or 4 * n_embd (3,072 for GPT-2 small)."""
+        return self.n_inner if self.n_inner is not None else 4 * self.n_embd
+
+    def attn_scale(self, layer: int) -> np.float32:
+        """What attention multiplies q k^T by in block `layer` (as transformers' GPT2Attention)."""
+        scale = 1.0 / math.sqrt(self.n_embd // self.n_head) if self.scale_attn_weights else 1.0
+        if self.scale_attn_by_inverse_layer_idx:
+            scale /= float(layer + 1)
+        return np.float32(scale)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor's shape, by manifest name (matrices [out, in])."""
+        C, F = self.n_embd, self.d_mlp
+        shapes = {"wte": (self.n_vocab, C), "wpe": (self.n_ctx, C), "ln_f.g": (C,), "ln_f.b": (C,)}
+        for i in range(self.n_layer):
+            p = f"h.{i}."
+            shapes.update({p + "ln_1.g": (C,), p + "ln_1.b": (C,), p + "ln_2.g": (C,), p + "ln_2.b": (C,),
+                           p + "attn.c_attn.w": (3 * C, C), p + "attn.c_attn.b": (3 * C,),
+                           p + "attn.c_proj.w": (C, C), p + "attn.c_proj.b": (C,),
+                           p + "mlp.c_fc.w": (F, C), p + "mlp.c_fc.b": (F,),
+                           p + "mlp.c_proj.w": (C, F), p + "mlp.c_proj.b": (C,)})
+        return shapes
 
 
 # --------------------------------------------------------------------------- the math
@@ -63,6 +118,41 @@ def gelu(x: np.ndarray) -> np.ndarray:
     z2 = np.float32(-2.0 * math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * (x * x * x))
     with np.errstate(over="ignore"):
         return x / (np.float32(1.0) + np.exp(z2))
+
+
+def gelu_erf(x: np.ndarray) -> np.ndarray:
+    """GELU as defined, x Phi(x) = x/2 erfc(-x / sqrt 2) (transformers' "gelu"). NumPy has no
+    erf, so erfc is the Chebyshev fit of Numerical Recipes (erfcc, fractional error < 1.2e-7
+    everywhere, below float32's rounding), in float64."""
+    z = np.asarray(x, dtype=np.float64) * -math.sqrt(0.5)
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc_a = t * np.exp(-a * a + poly)
+    erfc = np.where(z >= 0, erfc_a, 2.0 - erfc_a)
+    return (0.5 * np.asarray(x, dtype=np.float64) * erfc).astype(np.float32)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, np.float32(0))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x: the limit, -0
+        return x / (np.float32(1.0) + np.exp(-x))
+
+
+def quick_gelu(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return x / (np.float32(1.0) + np.exp(np.float32(-1.702) * x))
+
+
+# The MLP's nonlinearity, by config.activation. The converter maps transformers' names onto
+# these (gelu_new, gelu_pytorch_tanh, gelu_fast, ... are all the tanh form). Only "gelu_new" has
+# a WebAssembly kernel; the others run in NumPy in the browser too (the same function, slower).
+ACTIVATIONS = {"gelu_new": gelu, "gelu": gelu_erf, "relu": relu, "silu": silu, "quick_gelu": quick_gelu}
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -156,11 +246,11 @@ class GPT2:
         self.fast = kernels.available() if fast is None else bool(fast) and kernels.available()
         self._runner = None  # fast.Runner, made on the first forward() when it applies
         self.p = {n: self._param(n, tensors[n]) for n in self.tensor_names()}
-        c = config
-        expect = {"wte": (c.n_vocab, c.n_embd), "wpe": (c.n_ctx, c.n_embd)}
-        for name, shape in expect.items():
-            if self.p[name].shape != shape:
-                raise WeightsError(f"{name} has shape {self.p[name].shape}, the config implies {shape}")
+        for name, shape in config.tensor_shapes().items():
+            if tuple(self.p[name].shape) != shape:
+                why = " (is n_inner, the MLP's width, right?)" if ".mlp." in name else ""
+                raise WeightsError(f"{name} has shape {tuple(self.p[name].shape)}, the config implies {shape}{why}")
+        self.act = ACTIVATIONS[config.activation]
 
     def _param(self, name: str, t):
         if self.int8 and isinstance(t, QuantTensor) and name != "wpe" and kernels.supports(t):
@@ -191,7 +281,7 @@ class GPT2:
         start = cache.length
         L = start + T
         qkv = linear(x, p[pre + "c_attn.w"], p[pre + "c_attn.b"])  # [T, C] -> [T, 3C]
-        scale = np.float32(1.0 / math.sqrt(D))
+        scale = c.attn_scale(layer)
         if self.fast:  # the same steps in one WebAssembly call (kernels/f32.c)
             out = kernels.attention(qkv, cache.k[layer], cache.v[layer], start, scale)
             return linear(out, p[pre + "c_proj.w"], p[pre + "c_proj.b"])
@@ -213,9 +303,9 @@ class GPT2:
     def mlp(self, x: np.ndarray, layer: int) -> np.ndarray:
         p = self.p
         pre = f"h.{layer}.mlp."
-        h = linear(x, p[pre + "c_fc.w"], p[pre + "c_fc.b"])  # [T, C] -> [T, 4C]
-        h = kernels.gelu(h, out=h) if self.fast else gelu(h)
-        return linear(h, p[pre + "c_proj.w"], p[pre + "c_proj.b"])  # [T, 4C] -> [T, C]
+        h = linear(x, p[pre + "c_fc.w"], p[pre + "c_fc.b"])  # [T, C] -> [T, F] (F = d_mlp, 4C in GPT-2)
+        h = kernels.gelu(h, out=h) if self.fast and self.act is gelu else self.act(h)
+        return linear(h, p[pre + "c_proj.w"], p[pre + "c_proj.b"])  # [T, F] -> [T, C]
 
     def block(self, x: np.ndarray, layer: int, cache: KVCache) -> np.ndarray:
         p, eps, ln = self.p, self.config.layer_norm_epsilon, self.layer_norm

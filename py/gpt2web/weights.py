@@ -269,6 +269,14 @@ def parse_manifest(data: bytes | str | Mapping, source: str = "manifest.json") -
     for key in ("n_vocab", "n_ctx", "n_embd", "n_layer", "n_head"):
         if not isinstance(m["config"].get(key), int) or m["config"][key] <= 0:
             raise WeightsError(f"{source}: config.{key} must be a positive integer")
+    # Every setting known and runnable, before any shard is fetched (the browser reads the
+    # manifest first): a model this engine would run differently is refused here, by name.
+    from .model import GPT2Config  # not at the top: model.py imports this module
+
+    try:
+        GPT2Config.from_dict(m["config"])
+    except WeightsError as e:
+        raise WeightsError(f"{source}: {e}") from None
     # Optional: what the model is (one line) and prompts that suit it, for the page.
     if "description" in m and not isinstance(m["description"], str):
         raise WeightsError(f"{source}: description must be text")

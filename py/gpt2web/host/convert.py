@@ -92,15 +92,107 @@ def model_card(src: str, description=None, examples=None) -> dict:
     return card
 
 
+# Every field of transformers' GPT2Config (and of the PretrainedConfig it extends) is one of:
+# mapped onto GPT2Config (the engine's arithmetic), of no effect on next-token probabilities (and
+# why), or refused when set to anything but GPT-2's value. tests/test_config_fields.py checks
+# that the installed transformers has no field missing here. Anything else in config.json is
+# listed by the converter as ignored.
+MAPPED = {
+    "vocab_size": "n_vocab", "n_positions": "n_ctx", "n_embd": "n_embd", "n_layer": "n_layer",
+    "n_head": "n_head", "n_inner": "n_inner", "activation_function": "activation",
+    "layer_norm_epsilon": "layer_norm_epsilon", "scale_attn_weights": "scale_attn_weights",
+    "scale_attn_by_inverse_layer_idx": "scale_attn_by_inverse_layer_idx",
+}
+
+# transformers' activation names -> the engine's (model.ACTIVATIONS). Five names are one
+# function: GPT-2's tanh approximation of GELU, written in different ways.
+ACTIVATION_NAMES = {
+    "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu_python_tanh": "gelu_new",
+    "gelu_fast": "gelu_new", "gelu_accurate": "gelu_new",
+    "gelu": "gelu", "gelu_python": "gelu", "relu": "relu", "silu": "silu", "swish": "silu",
+    "quick_gelu": "quick_gelu",
+}
+
+_DROPOUT = "dropout: training only"
+_HEAD = "GPT2DoubleHeadsModel's classification head, not the language model"
+_GENERATION = "a generation default: the page and the CLI take their own settings"
+_META = "bookkeeping: does not change the arithmetic"
+NO_EFFECT = {
+    "resid_pdrop": _DROPOUT, "embd_pdrop": _DROPOUT, "attn_pdrop": _DROPOUT, "summary_first_dropout": _DROPOUT,
+    "initializer_range": "initialisation: training only",
+    "summary_type": _HEAD, "summary_use_proj": _HEAD, "summary_activation": _HEAD,
+    "summary_proj_to_labels": _HEAD, "num_labels": _HEAD, "id2label": _HEAD, "label2id": _HEAD,
+    "problem_type": _HEAD, "finetuning_task": _HEAD,
+    "reorder_and_upcast_attn": "computes attention scores in float32 with the scale folded in: in "
+                               "float32 (all this engine computes in) the same numbers",
+    "n_ctx": "an old name: transformers sizes the positions by n_positions",
+    "use_cache": "the engine always keeps a KV cache",
+    "chunk_size_feed_forward": "memory only: the same products in slices",
+    "bos_token_id": "GPT-2's vocabulary: <|endoftext|> (50256)", "eos_token_id": "GPT-2's vocabulary: <|endoftext|> (50256)",
+    "pad_token_id": "padding: the engine never pads", "sep_token_id": "not used by a GPT-2",
+    "decoder_start_token_id": "encoder-decoder models only",
+    "task_specific_params": _GENERATION, "max_length": _GENERATION, "min_length": _GENERATION,
+    "do_sample": _GENERATION, "early_stopping": _GENERATION, "num_beams": _GENERATION,
+    "num_beam_groups": _GENERATION, "diversity_penalty": _GENERATION, "temperature": _GENERATION,
+    "top_k": _GENERATION, "top_p": _GENERATION, "typical_p": _GENERATION, "repetition_penalty": _GENERATION,
+    "length_penalty": _GENERATION, "no_repeat_ngram_size": _GENERATION,
+    "encoder_no_repeat_ngram_size": _GENERATION, "bad_words_ids": _GENERATION,
+    "num_return_sequences": _GENERATION, "output_scores": _GENERATION, "return_dict_in_generate": _GENERATION,
+    "forced_bos_token_id": _GENERATION, "forced_eos_token_id": _GENERATION, "remove_invalid_values": _GENERATION,
+    "exponential_decay_length_penalty": _GENERATION, "suppress_tokens": _GENERATION,
+    "begin_suppress_tokens": _GENERATION,
+    "architectures": _META, "model_type": _META, "transformers_version": _META, "_name_or_path": _META,
+    "dtype": "the weights' stored type: the converter reads them as float32",
+    "torch_dtype": "the weights' stored type: the converter reads them as float32",
+    "use_bfloat16": "the weights' stored type: the converter reads them as float32",
+    "output_hidden_states": _META, "output_attentions": _META, "return_dict": _META, "torchscript": _META,
+    "tf_legacy_loss": _META, "tokenizer_class": _META, "prefix": _META, "gradient_checkpointing": _META,
+    "is_decoder": "GPT-2 is always causal", "tie_encoder_decoder": "encoder-decoder models only",
+    "cross_attention_hidden_size": "encoder-decoder models only",
+}
+
+# Settings this engine cannot run: the value GPT-2 has, and what to say otherwise.
+REFUSED = {
+    "add_cross_attention": (False, "cross-attention blocks need an encoder; this engine runs GPT-2 alone"),
+    "is_encoder_decoder": (False, "an encoder-decoder model is not a GPT-2"),
+    "tie_word_embeddings": (True, "the LM head is a matrix of its own; this engine ties it to wte, as GPT-2 does"),
+    "pruned_heads": ({}, "pruned heads leave blocks with fewer heads than n_head"),
+}
+
+
 def config_from_hf(hf: dict) -> GPT2Config:
+    """The engine's config for a Hugging Face GPT-2 config.json; a ConvertError of one line that
+    names the setting when the engine cannot run it (never a model that silently differs)."""
+    model_type = hf.get("model_type", "gpt2")
+    if model_type != "gpt2":
+        raise ConvertError(f"model_type {model_type!r}: this converter reads GPT-2 checkpoints (model_type 'gpt2')")
+    for key, (ok, why) in REFUSED.items():
+        if key in hf and hf[key] not in (ok, None) and not (key == "pruned_heads" and not hf[key]):
+            raise ConvertError(f"{key}={json.dumps(hf[key])} is not supported: {why}")
     act = hf.get("activation_function", "gelu_new")
-    if act not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise ConvertError(f"activation {act!r} is not GPT-2's tanh GELU; this engine cannot run it")
-    return GPT2Config(
-        n_vocab=hf["vocab_size"], n_ctx=hf["n_positions"], n_embd=hf["n_embd"],
-        n_layer=hf["n_layer"], n_head=hf["n_head"],
-        layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
-    )
+    if act not in ACTIVATION_NAMES:
+        raise ConvertError(f"activation_function {act!r} is not supported; this engine runs "
+                           f"{', '.join(sorted(ACTIVATION_NAMES))}")
+    try:
+        n_inner = hf.get("n_inner")
+        return GPT2Config.from_dict({
+            "n_vocab": hf["vocab_size"], "n_ctx": hf["n_positions"], "n_embd": hf["n_embd"],
+            "n_layer": hf["n_layer"], "n_head": hf["n_head"],
+            "layer_norm_epsilon": hf.get("layer_norm_epsilon", 1e-5),
+            "n_inner": n_inner if n_inner is not None else 4 * hf["n_embd"],  # written out: no guessing later
+            "activation": ACTIVATION_NAMES[act],
+            "scale_attn_weights": hf.get("scale_attn_weights", True),
+            "scale_attn_by_inverse_layer_idx": hf.get("scale_attn_by_inverse_layer_idx", False),
+        })
+    except KeyError as e:
+        raise ConvertError(f"config.json lacks {e.args[0]!r}: is it a GPT-2 config?") from None
+    except WeightsError as e:
+        raise ConvertError(str(e).replace("config.", "config setting ", 1)) from None
+
+
+def ignored_config_fields(hf: dict) -> list[str]:
+    """Fields of config.json that are none of GPT2Config's known ones (listed by the converter)."""
+    return sorted(k for k in hf if k not in MAPPED and k not in NO_EFFECT and k not in REFUSED)
 
 
 def tensors_from_hf(state: dict, config: GPT2Config) -> dict[str, np.ndarray]:
@@ -116,6 +208,9 @@ def tensors_from_hf(state: dict, config: GPT2Config) -> dict[str, np.ndarray]:
                 out[f"h.{i}.{ours}"] = np.ascontiguousarray(a.T) if ours.endswith(".w") else a
     except KeyError as e:
         raise ConvertError(f"the checkpoint has no tensor {e.args[0]}: is it a GPT-2 model?") from None
+    for name, shape in config.tensor_shapes().items():
+        if out[name].shape != shape:
+            raise ConvertError(f"tensor {name} has shape {out[name].shape}, config.json implies {shape}")
     return out
 
 
@@ -190,6 +285,9 @@ def convert(src: str, out: str | Path, dtype: str = "int8", group_size: int = 0,
     card = model_card(src, description, examples)  # checked before any work
     folder = resolve_source(src)
     config, tensors = load_hf_checkpoint(folder)
+    ignored = ignored_config_fields(json.loads((folder / "config.json").read_text()))
+    if ignored:
+        log(f"config.json: ignored {', '.join(ignored)} (not settings of a GPT-2 that this converter knows)")
     out = Path(out)
     if not TOKENIZER_FILE.is_file():
         raise ConvertError(f"the GPT-2 vocabulary {TOKENIZER_FILE} is missing")

@@ -165,9 +165,21 @@ def engine_for(model: str, weights: Path | str | None = None):
     return _engine_at(str(folder.resolve()), manifest.stat().st_mtime)
 
 
+def model_card(model: str, weights: Path | str | None = None) -> dict:
+    """web/about.js modelCard(): the manifest's name, description and example prompts."""
+    import json
+
+    m = json.loads((model_folder(model, weights) / "manifest.json").read_text(encoding="utf-8"))
+    examples = m.get("examples") if isinstance(m.get("examples"), list) else []
+    description = m.get("description") if isinstance(m.get("description"), str) else ""
+    return {"name": m.get("name") or model, "description": description.strip() or None,
+            "examples": [e for e in examples if isinstance(e, str) and e]}
+
+
 def first_view(attrs: dict, weights: Path | str | None = None) -> dict:
     """What the widget's first view shows: {"view": "next"|"generate"|"idle", ...numbers}."""
     a = check_attrs(attrs)
+    a["card"] = model_card(a["model"], weights)
     if a["mode"] == "generate" and a["seed"] is None and a["temperature"] != 0:
         return {"view": "idle", **a}
     eng = engine_for(a["model"], weights)
@@ -264,17 +276,21 @@ def _summary(a: dict) -> str:
             + f" · {'seed ' + raw['seed'] if raw['seed'] else 'random seed'} · {raw['max-tokens']} tokens")
 
 
-def _static_view(v: dict, ids: str, model_name: str) -> str:
+def _static_view(v: dict, ids: str) -> str:
     a = v
     next_mode = a["mode"] == "next"
     prompt = a["prompt"]
+    card = a["card"]
     left = [f'<label for="{ids}-prompt">Prompt</label>',
             f'<textarea id="{ids}-prompt" rows="2" readonly spellcheck="false" '
             f'aria-describedby="{ids}-prompt-hint">{E(prompt)}</textarea>']
+    if card["examples"]:  # about.js drawExamples()
+        left.append('<div class="examples"><span>Try:</span>' + "".join(
+            f'<button type="button" class="example">{E(e)}</button>' for e in card["examples"]) + "</div>")
     right = []
     if next_mode:
-        left.append(f'<p class="hint" id="{ids}-prompt-hint">The table shows what the model would write next, '
-                    'at temperature 1. Edit the prompt to see it change.</p>')
+        left.append(f'<p class="hint" id="{ids}-prompt-hint">Worked out when this page was built. Show next '
+                    'token runs the model in your browser; then edit the prompt to see the table change.</p>')
         left.append('<div class="buttons"><button type="button" class="primary" data-gpt2-run>'
                     'Show next token</button></div>')
         tokens = v["tokens"]
@@ -284,10 +300,10 @@ def _static_view(v: dict, ids: str, model_name: str) -> str:
                   'their probabilities (temperature 1).</p>',
                   _legend(False),
                   _bars([{**t, "chosen": False} for t in tokens], sum(t["prob"] for t in tokens), ids)]
-        status = ("ready", "Worked out with the page: press Show next token to run it live.")
+        status = ("ready", "Worked out with the page.")
     else:
-        left.append(f'<p class="hint" id="{ids}-prompt-hint">Ctrl+Enter generates, Esc stops. Step adds one '
-                    'token at a time and lets you pick it.</p>')
+        left.append(f'<p class="hint" id="{ids}-prompt-hint">Worked out when this page was built. Generate runs '
+                    'the model in your browser; Step adds one token at a time and lets you pick it.</p>')
         left.append('<div class="buttons"><button type="button" class="primary" data-gpt2-run>Generate</button>'
                     '<button type="button" disabled>Stop</button><button type="button" data-gpt2-run>Step</button>'
                     '</div>')
@@ -314,7 +330,7 @@ def _static_view(v: dict, ids: str, model_name: str) -> str:
             n = len(steps)
             seed = f", seed {v['seed']}." if a["temperature"] > 0 else "."
             status = ("done", f"Done: {n} token{'' if n == 1 else 's'} ({REASONS.get(v['reason'], v['reason'])})"
-                              f"{seed} Worked out with the page: press Generate to run it live.")
+                              f"{seed}")
         else:
             right += [f'<p class="cand-title" id="{ids}-cand-title">Candidates</p>',
                       f'<p class="note" id="{ids}-cand-note">Generate or Step to see the candidates for each '
@@ -322,9 +338,11 @@ def _static_view(v: dict, ids: str, model_name: str) -> str:
                       f'<ol class="bars" aria-labelledby="{ids}-cand-title"></ol><p class="other"></p>']
             status = ("idle", "Press Generate to run the model here.")
     label = a.get("attrs", {}).get("label") or "language model demo"
+    about = (f'<p class="about"><strong class="about-name">{E(card["name"])}:</strong> {E(card["description"])}</p>'
+             if card["description"] else "")
     return (f'<section class="w" aria-label="{E(label)}">'
-            f'<div class="head"><span class="badge">gpt2web</span><span class="model">model {E(model_name)}</span>'
-            f'<p class="status" role="status" data-state="{status[0]}">{E(status[1])}</p></div>'
+            f'<div class="head"><span class="badge">gpt2web</span><span class="model">{E(card["name"])}</span>'
+            f'<p class="status" role="status" data-state="{status[0]}">{E(status[1])}</p></div>{about}'
             f'<div class="grid"><div class="left">{"".join(left)}</div>'
             f'<div class="right">{"".join(right)}</div></div></section>')
 
@@ -343,18 +361,9 @@ def render_widget(attrs: dict, *, weights: Path | str | None = None, uid: str | 
     a.setdefault("prompt", v["prompt"])  # always explicit: the children are not the prompt
     if uid is None:
         uid = "gpt2-" + hashlib.sha256(repr(sorted(a.items())).encode()).hexdigest()[:10]
-    model_name = v["model"]
-    if v["view"] != "idle":
-        try:
-            import json
-
-            m = json.loads((model_folder(v["model"], weights) / "manifest.json").read_text(encoding="utf-8"))
-            model_name = m.get("name") or model_name
-        except (OSError, ValueError):
-            pass
     own = " ".join(f'{k}="{E(val)}"' for k, val in a.items())
     data = f' data-view="{v["view"]}"'
-    return (f'<gpt2-widget {own}><div class="gpt2-static"{data}>{_static_view(v, uid, model_name)}</div>'
+    return (f'<gpt2-widget {own}><div class="gpt2-static"{data}>{_static_view(v, uid)}</div>'
             f'</gpt2-widget>')
 
 
@@ -368,17 +377,11 @@ HOST = f"gpt2-widget > .gpt2-static{SCOPE}"
 # Page styles (a documentation theme's) must not reshape the static view: reset what themes
 # set on these elements, then the widget's own rules (more specific) apply.
 RESET = f"""gpt2-widget {{ display: block; }}
-{HOST} :is(section, div, p, ol, ul, li, span, code, label, button, textarea, details, summary, strong, i, meter) {{
+{HOST} :is(section, div, p, ol, ul, li, span, code, label, button, textarea, details, strong, i, meter) {{
   margin: 0; padding: 0; border: 0; background: none; box-shadow: none; list-style: none;
   font: inherit; color: inherit; letter-spacing: normal; text-transform: none; text-indent: 0;
   line-height: inherit; max-width: none; float: none;
 }}
-{HOST} span.chip {{ display: inline-block; border: 1px solid transparent; }}
-{HOST} .share-bar {{ display: block; width: 100%; height: 100%; min-width: 0; background: none; }}
-{HOST} .share-bar::-webkit-meter-bar {{ background: none; border: 0; height: 100%; }}
-{HOST} .share-bar::-webkit-meter-optimum-value {{ background: var(--share); border-radius: 2px; }}
-{HOST} .share-bar::-moz-meter-bar {{ background: var(--share); }}
-{HOST} textarea {{ resize: none; }}
 gpt2-widget:defined > .gpt2-static{SCOPE} {{ margin: 0; }}  /* the element's own margin, from its shadow root */
 """
 
@@ -442,17 +445,37 @@ def widget_css(widget_js: Path | None = None) -> str:
     """The widget's shadow-DOM stylesheet, read from web/widget.js (its ``CSS`` template)."""
     from .paths import web_dir
 
-    src = (widget_js or web_dir() / "widget.js").read_text(encoding="utf-8")
+    path = widget_js or web_dir() / "widget.js"
+    src = path.read_text(encoding="utf-8")
     m = re.search(r"\nconst CSS = `(.*?)`;", src, flags=re.S)
     if not m:
         raise RenderError("web/widget.js has no CSS template")
-    return re.sub(r"\$\{[^}]*\}", "", m.group(1))
+
+    def constant(name: re.Match) -> str:  # ${NAME}: a CSS string another module exports
+        for js in sorted(path.parent.glob("*.js")):
+            found = re.search(rf"\bconst {name.group(1)} = `(.*?)`;", js.read_text(encoding="utf-8"), flags=re.S)
+            if found:
+                return found.group(1)
+        return ""
+
+    return re.sub(r"\$\{\s*(\w+)\s*\}", constant, m.group(1))
+
+
+# After the widget's rules: what the static markup does differently (no inline styles).
+AFTER = f"""{HOST} span.chip {{ display: inline-block; border: 1px solid transparent; }}
+{HOST} .share-track meter.share-bar {{ display: block; width: 100%; height: 100%; min-width: 0; background: none;
+  border: 0; border-radius: 0; }}
+{HOST} .share-track meter.share-bar::-webkit-meter-bar {{ background: none; border: 0; height: 100%; }}
+{HOST} .share-track meter.share-bar::-webkit-meter-optimum-value {{ background: var(--share); border-radius: 2px; }}
+{HOST} .share-track meter.share-bar::-moz-meter-bar {{ background: var(--share); }}
+{HOST} textarea {{ resize: none; }}
+"""
 
 
 def static_css() -> str:
     """The stylesheet of the static first view (published as gpt2web-static.css)."""
     return ("/* gpt2web: the widgets' first view, rendered when the page was built. */\n"
-            + RESET + scope_css(widget_css()))
+            + RESET + scope_css(widget_css()) + AFTER)
 
 
 # ---------------------------------------------------------------- command line
