@@ -31,7 +31,7 @@ pytest.importorskip("playwright")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "py"))
 
-from gpt2web.host.chromium import CHROMIUM  # noqa: E402
+from gpt2web.host.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402, F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
