@@ -88,10 +88,12 @@ export class AttentionView {
       const w = j <= q ? row[j] : 0;
       const b = el("button", { type: "button", class: `v-achip${j === q ? " v-query" : ""}${j > q ? " v-later" : ""}`,
         "aria-pressed": String(j === q), "aria-label": `position ${j + 1}, ${t.token}` + (j <= q ? `, weight ${percent(w)}` : ""),
-        title: j <= q ? `${percent(w)} of position ${q + 1}'s attention` : "later: not visible from here" }, tok(t.token, "v-tok-plain"));
+        title: j <= q ? `${percent(w)} of position ${q + 1}'s attention` : "later: not visible from here" }, tok(t.token, "v-tok-plain"),
+        el("span", { class: "v-aw", "aria-hidden": "true", text: j <= q ? percent(w) : "–" }));
       b.dataset.pos = j;
       b.dataset.w = j <= q ? w : 0;
       b.style.setProperty("--w", String(max > 0 ? w / max : 0));
+      if (max > 0 && w / max > 0.55) b.classList.add("v-dark");  // light text on the darkest chips
       b.addEventListener("click", () => this.pick(j));
       b.addEventListener("keydown", (e) => {
         if (e.key === "ArrowRight" || e.key === "ArrowLeft") {

@@ -13,7 +13,8 @@ export class LensView {
     this.frame = viewFrame(LensView.title,
       "Each block adds to a running sum, the residual stream. Reading that sum with the model's last " +
       "step (the final layer norm, then the LM head) after every block shows how the prediction forms, " +
-      "layer by layer. The last row is the model's real output.");
+      "layer by layer. After the embeddings alone, no token has looked at any other yet. The last row " +
+      "is the model's real output.");
     this.element = this.frame.element;
     this.element.classList.add("v-lens");
     this.asker = new Asker(client, (m) => this.draw(m), (m) => this.frame.showError(m));

@@ -24,7 +24,12 @@ export class LoopView {
     this.frame.body.append(
       el("div", { class: "v-controls" }, el("label", { class: "v-switch", for: id }, this.switch,
         " Without the cache: every step reads the whole sequence again (press Generate to see it)")),
-      this.summary, this.chart, this.numbers.element);
+      this.summary,
+      el("div", { class: "v-legend", "aria-hidden": "true" },
+        el("span", {}, el("i", { class: "v-sw v-sw-share" }), "prefill (the prompt)"),
+        el("span", {}, el("i", { class: "v-sw v-sw-model" }), "decode (one token)"),
+        el("span", { text: "height: the step's time in ms" })),
+      this.chart, this.numbers.element);
   }
 
   /** Whether the next generation should use the KV cache. */

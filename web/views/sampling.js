@@ -39,8 +39,9 @@ export class SamplingView {
     this.legend = el("div", { class: "v-legend", "aria-hidden": "true" },
       el("span", {}, el("i", { class: "v-sw v-sw-model" }), "under the model"),
       el("span", {}, el("i", { class: "v-sw v-sw-temp" }), "after temperature"),
-      el("span", {}, el("i", { class: "v-sw v-sw-share" }), "share after the cut-offs"),
-      el("span", { class: "v-legend-hist", hidden: true }, el("i", { class: "v-sw v-sw-hist" }), "drawn, of 100"));
+      el("span", {}, el("i", { class: "v-sw v-sw-share" }), "share after the cut-offs (the numbers: model → share)"),
+      el("span", { class: "v-legend-hist", hidden: true }, el("i", { class: "v-sw v-sw-hist" }), "drawn, of 100"),
+      this.scaleNote = el("span"));
     this.numbers = new NumbersTable(SamplingView.title);
     this.frame.body.append(
       el("div", { class: "v-controls" }, ...Object.values(this.inputs).map((i) => i.field), this.sampleButton),
@@ -102,6 +103,10 @@ export class SamplingView {
         `; the ${cutOff.toLocaleString("en")} cut off hold ${percent(m.excluded_mass)} of the model's probability ` +
         `(${percent(m.excluded_temp_mass)} after temperature).` +
         (counts ? ` Seed ${m.seed ?? this.seed}: ${[...counts.values()].reduce((a, b) => a + b, 0)} draws.` : ""));
+    // One scale for every bar: the largest value shown fills the track.
+    this.scale = Math.max(1e-12, ...m.rows.flatMap((r) => [r.prob, r.temp_prob, r.sample_prob,
+      counts ? (counts.get(r.id) ?? 0) / 100 : 0]));
+    this.scaleNote.textContent = `Bars: the longest is ${percent(this.scale)}.`;
     const rows = [];
     m.rows.forEach((r, i) => {
       rows.push(this.row(r, counts));
@@ -125,14 +130,14 @@ export class SamplingView {
   row(r, counts) {
     const bar = (cls, p) => {
       const b = el("span", { class: `v-bar ${cls}` });
-      b.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
+      b.style.width = `${Math.max(0, Math.min(1, p / this.scale)) * 100}%`;
       return el("span", { class: "v-track" }, b);
     };
     const row = el("div", { class: `v-srow${r.kept ? "" : " v-cut-off"}`, title: `id ${r.id} · ${num(r.prob)} under the model` },
       el("span", { class: "v-rank", text: String(r.rank) }), tok(r.token),
       el("span", { class: "v-bars3" }, bar("v-model", r.prob), bar("v-temp", r.temp_prob), bar("v-share", r.sample_prob),
         ...(counts ? [bar("v-hist", (counts.get(r.id) ?? 0) / 100)] : [])),
-      el("span", { class: "v-pct", text: r.kept ? percent(r.sample_prob) : "cut off" }));
+      el("span", { class: "v-pct", text: `${percent(r.prob)} → ${r.kept ? percent(r.sample_prob) : "cut off"}` }));
     Object.assign(row.dataset, { id: r.id, prob: r.prob, temp: r.temp_prob, share: r.sample_prob, kept: r.kept,
       count: counts ? counts.get(r.id) ?? 0 : "" });
     return row;

@@ -63,12 +63,16 @@ export function buildViewMode(w, mode) {
       el("p", { class: "hint", id: "prompt-hint", text: HINTS[mode] }),
       el("div", { class: "buttons" }, ui.show));
   }
+  // What the other modes fill in once the model is ready: its name, its example prompts
+  // (kept hidden here: a lesson's view shows the lesson's prompt).
+  ui.modelName = el("span", { text: w.model });
+  ui.examples = el("div", { class: "examples", hidden: true }, el("span"));
   ui.region = el("section", { class: "w", "aria-label": w.label },
     el("div", { class: "head" },
       el("span", { class: "badge", text: "GPT-2" }),
-      el("span", { class: "model", text: `model ${w.model} · ${View.title}` }),
+      el("span", { class: "model" }, "model ", ui.modelName, ` · ${View.title}`),
       ui.status),
-    ui.load, ui.error, left, el("div", { class: "v-wview" }, view.element));
+    ...(ui.about?.about ? [ui.about.about] : []), ui.load, ui.error, left, el("div", { class: "v-wview" }, view.element));
   root.append(ui.region);
   return { view, request };
 }
