@@ -90,6 +90,10 @@ def test_serve_without_the_host_extra_says_what_to_install(venv, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "pip install 'gpt2web[host]'" in lines[0]
+    proc = _run([str(venv / "bin" / "python"), "-c", "import gpt2web.notebook"], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "anywidget is not installed: pip install 'gpt2web[notebook]'")
 
 
 def _get(url: str) -> tuple[int, bytes, dict]:

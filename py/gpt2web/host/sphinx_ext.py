@@ -76,8 +76,8 @@ def _page(app, pagename, templatename, context, doctree):
 
 
 def _finished(app, exc):
-    if exc is not None or app.builder.format != "html":
-        return
+    if exc is not None or app.builder.name not in ("html", "dirhtml", "singlehtml"):
+        return  # e.g. epub (format "html" too): no scripts there
     from .site import publish, write_stylesheet
 
     dest = Path(app.outdir) / "_static" / STATIC
