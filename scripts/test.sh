@@ -9,4 +9,5 @@ ensure_system_packages
 ensure_venv test
 "$PY" scripts/setup_runtime.py
 "$PY" scripts/build_wheel.py
+bash scripts/setup_axe.sh  # axe-core for the accessibility scans (build/axe/)
 exec "$PY" -m pytest "$@"

@@ -388,3 +388,199 @@ def test_an_error_leaves_nothing_stale(desk, engine):
     page.click("#generate")
     page.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
     assert page.is_hidden("#error") and len(chips(page)) == 3
+
+
+# --------------------------------------------------------------------------- two languages
+
+
+def test_the_page_in_chinese_and_back(browser, server, engine):
+    context = new_context(browser, locale="zh-CN")  # navigator.language: zh-CN
+    try:
+        page = open_page(context, server)
+        wait_ready(page)
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        assert page.inner_text("h1") == "看语言模型如何挑选下一个词元"
+        assert page.input_value("#lang") == "zh-CN"
+        page.get_by_role("button", name="单步", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#cand-title').textContent === '第 1 个词元：由你来选'"
+                               " && document.querySelectorAll('#bars button.tok').length", timeout=60_000)
+        assert page.locator("#bars button.tok").first.get_attribute("aria-label").startswith("接上 ")
+        gen = generation(engine, prompt=page.input_value("#prompt"), temperature=1, top_k=40, top_p=1, seed=None,
+                         max_tokens=40)
+        assert [b["id"] for b in bars(page)] == [c["id"] for c in gen.peek()["candidates"]]
+        # Tokens are shown as they are: the bars' labels are the engine's token labels.
+        labels = page.eval_on_selector_all("#bars li.cand .tok", "els => els.map(e => e.textContent)")
+        assert labels == [c["token"] for c in gen.peek()["candidates"]]
+        page.fill("#temperature", "-1")
+        page.get_by_role("button", name="生成", exact=True).click()
+        assert "温度" in page.inner_text("#param-error")
+        page.fill("#temperature", "1")
+        shot(page, "chinese")
+        # The switch: English, and it stays English on the next visit.
+        page.select_option("#lang", "en")
+        assert page.inner_text("h1") == "Watch a language model pick the next token"
+        assert page.evaluate("document.documentElement.lang") == "en"
+        assert page.get_by_role("button", name="Generate", exact=True).is_visible()
+        page.reload()
+        wait_ready(page)
+        assert page.inner_text("h1") == "Watch a language model pick the next token"
+    finally:
+        context.close()
+
+
+def test_widget_events_once_and_its_lang_attribute(browser, server, engine):
+    context = new_context(browser, locale="en-US")
+    try:
+        page = open_page(context, server + "embed.html")
+        page.evaluate("""() => {
+            window.seen = [];
+            for (const type of ['gpt2-ready', 'gpt2-token', 'gpt2-done', 'gpt2-error']) {
+                document.addEventListener(type, (e) => window.seen.push(
+                    {type, id: e.target.id, config: type === 'gpt2-ready' ? e.detail.config : undefined}));
+            }
+            const next = document.createElement('gpt2-widget');
+            next.id = 'n1';
+            next.setAttribute('mode', 'next');
+            next.setAttribute('prompt', 'And God said');
+            const zh = document.createElement('gpt2-widget');
+            zh.id = 'z1';
+            zh.setAttribute('lang', 'zh-CN');
+            zh.setAttribute('prompt', 'And God said');
+            zh.setAttribute('seed', '3');
+            zh.setAttribute('max-tokens', '3');
+            document.querySelector('main').prepend(next, zh);
+        }""")
+        page.wait_for_function("() => document.getElementById('z1').state === 'ready'", timeout=BOOT_TIMEOUT)
+        page.wait_for_selector("#n1 ol.bars li.cand", timeout=BOOT_TIMEOUT)
+        page.wait_for_timeout(500)  # anything late would arrive now
+        ready = [e for e in page.evaluate("window.seen") if e["type"] == "gpt2-ready"]
+        per_widget = {}
+        for e in ready:
+            per_widget.setdefault(e["id"], []).append(e)
+        assert len(per_widget["n1"]) == 1 and len(per_widget["z1"]) == 1, ready
+        assert all(e["config"] and e["config"]["n_layer"] > 0 for e in ready)
+        # The Chinese widget: its words in Chinese, the tokens as they are.
+        z = page.locator("#z1")
+        z.get_by_role("button", name="单步", exact=True).click()
+        page.wait_for_selector("#z1 ol.bars li.cand button.tok")
+        assert page.locator("#z1 .cand-title").inner_text() == "第 1 个词元：由你来选"
+        assert page.locator("#z1 .chips li").count() == 0
+        z.get_by_role("button", name="生成", exact=True).click()
+        page.wait_for_function("() => document.getElementById('z1').state === 'done'")
+        gen = engine.generate("And God said", SamplingParams(1, 40, 1, 3), max_tokens=3, n_candidates=5)
+        assert page.eval_on_selector_all("#z1 .chip", "els => els.map(e => Number(e.dataset.id))") == \
+            [s["id"] for s in gen]
+        assert page.locator("#z1 .status").inner_text().startswith("完成")
+        events = page.evaluate("window.seen")
+        assert sum(e["type"] == "gpt2-done" and e["id"] == "z1" for e in events) == 1
+        assert sum(e["type"] == "gpt2-token" and e["id"] == "z1" for e in events) == 3
+        page.locator("#z1").scroll_into_view_if_needed()
+        shot(page, "widget-chinese", full=False)
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------- phone
+
+
+def in_view(page, selector):
+    return page.evaluate("""s => { const r = document.querySelector(s).getBoundingClientRect();
+        return r.top >= 0 && r.top < innerHeight && r.bottom > 0; }""", selector)
+
+
+def small_targets(page):
+    """Visible controls smaller than 44x44 CSS pixels (WCAG 2.5.5)."""
+    return page.evaluate("""() => [...document.querySelectorAll('button, select, input, textarea, summary')]
+        .filter(e => e.offsetParent !== null && !e.closest('#views'))
+        .map(e => ({e, r: e.getBoundingClientRect()}))
+        .filter(({r}) => r.width > 0 && (r.height < 44 || r.width < 44))
+        .map(({e, r}) => `${e.tagName} ${e.id || e.className} ${e.textContent.slice(0, 20)} ${r.width}x${r.height}`)""")
+
+
+def test_phone_layout_shows_the_bars_after_generate(browser, server):
+    context = new_context(browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
+                          locale="en-US")
+    try:
+        page = open_page(context, server)
+        wait_ready(page)
+        shot(page, "phone-start")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing cut off
+        box = page.locator("#model").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        # The chosen option's text fits its box (the picker was cut off: "…16 MI").
+        assert page.evaluate("""() => { const s = document.querySelector('#model');
+            const c = document.createElement('canvas').getContext('2d'); c.font = getComputedStyle(s).font;
+            return c.measureText(s.selectedOptions[0].text).width + 40 <= s.clientWidth; }""")
+        assert small_targets(page) == []
+        set_settings(page, max_tokens=6)
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'", timeout=60_000)
+        page.wait_for_timeout(600)  # a smooth scroll ends
+        assert in_view(page, "#bars li.cand")  # the bars, right after Generate
+        shot(page, "phone-generate", full=False)
+        # One scale for the bars of a list: every meter is as long as the others.
+        widths = page.eval_on_selector_all("#bars meter", "ms => ms.map(m => m.getBoundingClientRect().width)")
+        assert len(set(round(w, 1) for w in widths)) == 1, widths
+        page.get_by_role("button", name="Step", exact=True).click()
+        wait_pick(page, 1)
+        page.wait_for_timeout(600)
+        assert in_view(page, "#bars li.cand")
+        assert small_targets(page) == []
+        shot(page, "phone-step", full=False)
+        page.click("#tokens .chip[data-index='0']") if chips(page) else None
+        shot(page, "phone-full")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        context.close()
+
+
+def test_desktop_bars_share_one_scale(desk):
+    set_settings(desk, max_tokens=3)
+    desk.click("#generate")
+    desk.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
+    widths = desk.eval_on_selector_all("#bars meter", "ms => ms.map(m => m.getBoundingClientRect().width)")
+    assert widths and len(set(round(w, 1) for w in widths)) == 1, widths
+    assert desk.is_visible(".space-hint")  # the "·" space marker is explained on the page
+    assert "space" in desk.inner_text(".space-hint")
+
+
+# --------------------------------------------------------------------------- accessibility
+
+
+def axe_scan(page):
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ['violations']});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}));
+    }""")
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("path, state", [("", "idle"), ("", "stepped"), ("embed.html", "generated")])
+def test_axe_finds_no_serious_violation(browser, server, path, state):
+    if not AXE.is_file():
+        if shutil.which("npm") is None:
+            pytest.skip("axe-core needs npm (scripts/setup_axe.sh)")
+        pytest.fail("axe-core is missing: run bash scripts/setup_axe.sh (scripts/test.sh does)")
+    context = new_context(browser, bypass_csp=True, locale="en-US")  # axe is injected as a script
+    try:
+        page = open_page(context, server + path)
+        if path == "":
+            wait_ready(page)
+            if state == "stepped":
+                set_settings(page, max_tokens=6)
+                page.click("#generate")
+                page.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
+                page.click("#tokens .chip[data-index='1']")
+                page.get_by_role("button", name="rewrite from token 2", exact=True).click()
+                page.locator("#bars button.tok").nth(2).click()
+                page.wait_for_function("() => document.querySelectorAll('#branches button.branch').length === 2")
+                page.get_by_role("button", name="compare branch 1 with branch 2", exact=True).click()
+        else:
+            page.wait_for_function("() => document.getElementById('greedy').state === 'ready'", timeout=BOOT_TIMEOUT)
+            page.locator("#greedy").get_by_role("button", name="Generate", exact=True).click()
+            page.wait_for_function("() => document.getElementById('greedy').state === 'done'", timeout=60_000)
+        problems = axe_scan(page)
+        assert problems == [], problems
+    finally:
+        context.close()

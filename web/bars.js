@@ -1,6 +1,20 @@
 // Drawing tokens: chips for the generated tokens, bars for the candidates of one step.
 
-import { t } from "./i18n.js";
+import { t as translate } from "./i18n.js";
+
+// The interface's words: the page's language, or the one a widget asks for (its `lang`).
+let lang;
+const t = (key, vars) => translate(key, vars, lang);
+/** Run `draw` with the words of language `l` (undefined: the page's). */
+function inLanguage(l, draw) {
+  const before = lang;
+  lang = l;
+  try {
+    return draw();
+  } finally {
+    lang = before;
+  }
+}
 
 /** A probability as a percentage people can read: 96.8%, 0.42%, 0.0031%, 2.1e-7%. */
 export function percent(p) {
@@ -49,7 +63,11 @@ export function setTokenText(el, label) {
 }
 
 /** A chip for generated token `step` (a token message); clicking it shows its bars. */
-export function tokenChip(step, onSelect) {
+export function tokenChip(step, onSelect, language = undefined) {
+  return inLanguage(language, () => chipFor(step, onSelect));
+}
+
+function chipFor(step, onSelect) {
   const li = document.createElement("li");
   const chip = document.createElement("button");
   chip.type = "button";
@@ -131,16 +149,23 @@ function shareBar(c) {
 }
 
 /** Draw the candidates of one step into `list` (an <ol>) and the mass not shown into `other`. */
-export function drawCandidates(list, other, { candidates, shown_mass }, pick = null, pickLabel = undefined) {
-  list.replaceChildren(...candidates.map((c) => candidateRow(c, pick, pickLabel)));
-  other.textContent = t("cand.other", { p: percent(Math.max(0, 1 - shown_mass)) });
+export function drawCandidates(list, other, { candidates, shown_mass }, pick = null, pickLabel = undefined,
+  language = undefined) {
+  inLanguage(language, () => {
+    list.replaceChildren(...candidates.map((c) => candidateRow(c, pick, pickLabel)));
+    other.textContent = t("cand.other", { p: percent(Math.max(0, 1 - shown_mass)) });
+  });
 }
 
 /**
  * When the sampler chose a token outside the candidates shown, draw it on its own in
  * `list`, so the chosen token is always visible with its numbers. Empties `list` otherwise.
  */
-export function drawChosenOutside(list, step) {
+export function drawChosenOutside(list, step, language = undefined) {
+  inLanguage(language, () => drawOutside(list, step));
+}
+
+function drawOutside(list, step) {
   if (!step || step.candidates.some((c) => c.chosen)) {
     list.replaceChildren();
     list.hidden = true;

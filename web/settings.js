@@ -2,7 +2,7 @@
 // The limits mirror the engine's (sampling.py, engine.py) so that mistakes show at once;
 // the engine checks again and its messages are shown as they are.
 
-import { t } from "./i18n.js";
+import { t as translate } from "./i18n.js";
 
 export const MAX_NEW_TOKENS = 1024;
 const MAX_SEED = (1n << 63n) - 1n;
@@ -30,7 +30,8 @@ export const ERROR_TITLES = {
  * (temperature, top_k, top_p, seed, max_tokens). Returns {params} ready for a generate/step
  * message, or {error, field} for the first problem. Used by the page and by the widget.
  */
-export function checkSettings(text, { model, prompt, candidates = CANDIDATES }) {
+export function checkSettings(text, { model, prompt, candidates = CANDIDATES, lang = undefined }) {
+  const t = (key, vars) => translate(key, vars, lang);  // the messages in the page's (or widget's) language
   if (!model) return { error: t("check.model"), field: "model" };
   if (prompt === "") return { error: t("check.prompt"), field: "prompt" };
 

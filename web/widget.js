@@ -35,9 +35,9 @@ import { GPT2Client } from "./client.js";
 import { VIEW_MODES, buildViewMode } from "./views/widget-mode.js";
 import { drawCandidates, drawChosenOutside, percent, setTokenText, tokenChip } from "./bars.js";
 import { formatBytes } from "./progress.js";
-import { ERROR_TITLES, MAX_NEW_TOKENS, REASONS, checkSettings } from "./settings.js";
+import { MAX_NEW_TOKENS, checkSettings } from "./settings.js";
 import { drawAbout, drawExamples, modelCard } from "./about.js";
-import { t } from "./i18n.js";
+import { normalizeLanguage, pickLanguage, t } from "./i18n.js";
 import { WIDGET_CSS } from "./explore-widget.js";
 import "./offline.js";  // keeps the app for offline visits once a model is ready (same origin only)
 
@@ -262,8 +262,9 @@ function el(tag, props = {}, ...children) {
  * model (vocabulary, shards) side by side, since they load at the same time.
  */
 class LoadProgress {
-  constructor(model) {
+  constructor(model, lang) {
     this.model = model;
+    this.lang = lang;
     this.runtime = null;  // {loaded, total, file}
     this.vocab = null;    // bytes so far
     this.shards = null;   // {loaded, total, cached}
@@ -288,16 +289,17 @@ class LoadProgress {
   text() {
     const words = [];
     const rt = this.runtime;
-    if (rt) words.push(rt.loaded >= rt.total ? "Python ready" : `Starting Python: ${rt.file} (${rt.loaded}/${rt.total})`);
+    const tr = (key, vars) => t(key, vars, this.lang);
+    if (rt) words.push(rt.loaded >= rt.total ? tr("w.pythonReady") : tr("w.startingPython", rt));
     if (this.preparing) {
-      words.push(`preparing ${this.model}`);
+      words.push(tr("w.preparing", { model: this.model }));
     } else if (this.shards) {
-      words.push(`${this.model}: ${formatBytes(this.shards.loaded)} of ${formatBytes(this.shards.total)}` +
-        (this.shards.cached ? " (cached)" : ""));
+      words.push(tr("w.modelBytes", { model: this.model, a: formatBytes(this.shards.loaded), b: formatBytes(this.shards.total) }) +
+        (this.shards.cached ? tr("w.cached") : ""));
     } else if (this.vocab != null) {
-      words.push(`vocabulary: ${formatBytes(this.vocab)}`);
+      words.push(tr("w.vocab", { bytes: formatBytes(this.vocab) }));
     }
-    return words.join(" · ") || `Loading ${this.model}…`;
+    return words.join(" · ") || tr("status.loading", { model: this.model });
   }
 }
 
@@ -308,7 +310,7 @@ let instances = 0;
 export class GPT2Widget extends HTMLElement {
   static observedAttributes = [
     "model", "prompt", "mode", "max-tokens", "temperature", "top-k", "top-p", "seed", "candidates",
-    "settings", "label",
+    "settings", "label", "lang",
   ];
 
   constructor() {
@@ -354,7 +356,7 @@ export class GPT2Widget extends HTMLElement {
 
   attributeChangedCallback(name, old, value) {
     if (!this.built || old === value) return;
-    if (name === "mode") {
+    if (name === "mode" || name === "lang") {
       this.reset();
       this.build();
       this.start();
@@ -380,7 +382,13 @@ export class GPT2Widget extends HTMLElement {
     }
   }
 
-  get label() { return this.getAttribute("label") || "language model demo"; }
+  get label() { return this.getAttribute("label") || this.t("w.label"); }
+
+  /** The interface's language: the `lang` attribute ("en", "zh-CN"), else the browser's. */
+  get uiLang() { return normalizeLanguage(this.getAttribute("lang")) ?? pickLanguage(); }
+
+  /** The text of `key` in this widget's language (i18n.js). */
+  t(key, vars = {}) { return t(key, vars, this.uiLang); }
 
   // -------------------------------------------------------------- life cycle
 
@@ -388,7 +396,7 @@ export class GPT2Widget extends HTMLElement {
     if (!this.built) this.build();
     if (this.staticView && !this.started) return this.waitForReader();
     if (this.getAttribute("loading") === "lazy" && !this.started && "IntersectionObserver" in window) {
-      this.setStatus("idle", "The model loads when you get here.");
+      this.setStatus("idle", this.t("w.lazy"));
       this.observer = new IntersectionObserver((entries) => {
         if (entries.some((e) => e.isIntersecting)) this.start();
       }, { rootMargin: "600px" });
@@ -424,7 +432,7 @@ export class GPT2Widget extends HTMLElement {
         this.client = GPT2Client.shared(WORKER_URL);
       } catch (e) {
         this.showError({ kind: "runtime", message: `the model worker could not be created: ${e.message ?? e}` });
-        this.setStatus("error", "Could not start.");
+        this.setStatus("error", this.t("w.couldNotStart"));
         return null;
       }
     }
@@ -514,7 +522,7 @@ export class GPT2Widget extends HTMLElement {
     ui.about = { name: el("strong", { class: "about-name" }), desc: el("span") };
     ui.about.about = el("p", { class: "about", hidden: true }, ui.about.name, " ", ui.about.desc);
     ui.status.dataset.state = "idle";
-    ui.loadBar = el("progress", { "aria-label": "Loading the model" });
+    ui.loadBar = el("progress", { "aria-label": this.t("w.loadingLabel") });
     ui.loadText = el("span", { class: "load-text" });
     ui.load = el("div", { class: "load", hidden: true }, ui.loadBar, ui.loadText);
     ui.error = el("div", { class: "error", role: "alert", hidden: true });
@@ -530,11 +538,11 @@ export class GPT2Widget extends HTMLElement {
     });
     ui.prompt.value = this.initialPrompt;
     ui.prompt.addEventListener("input", () => { this.promptEdited = true; });
-    ui.examples = el("div", { class: "examples", hidden: true }, el("span", { text: "Try:" }));
+    ui.examples = el("div", { class: "examples", hidden: true }, el("span", { text: this.t("examples.label") }));
     const left = el("div", { class: "left" },
-      el("label", { for: "prompt", text: "Prompt" }), ui.prompt, ui.examples);
+      el("label", { for: "prompt", text: this.t("prompt.label") }), ui.prompt, ui.examples);
 
-    ui.candTitle = el("p", { class: "cand-title", id: "cand-title", text: "Candidates" });
+    ui.candTitle = el("p", { class: "cand-title", id: "cand-title", text: this.t("cand.title") });
     ui.note = el("p", { class: "note", id: "cand-note" });
     ui.bars = el("ol", { class: "bars", "aria-labelledby": "cand-title", "aria-describedby": "cand-note" });
     ui.other = el("p", { class: "other" });
@@ -542,34 +550,34 @@ export class GPT2Widget extends HTMLElement {
       class: "bars outside", hidden: true, "aria-label": "the chosen token, outside the top candidates",
     });
     const legend = el("div", { class: "legend", "aria-hidden": "true" },
-      el("span", {}, el("i", { class: "swatch model" }), "probability under the model"));
+      el("span", {}, el("i", { class: "swatch model" }), this.t("legend.model")));
     if (!next) {
-      legend.append(el("span", {}, el("i", { class: "swatch share" }), "share after temperature, top-k, top-p"));
+      legend.append(el("span", {}, el("i", { class: "swatch share" }), this.t("legend.share")));
     }
     const right = el("div", { class: "right" }, ui.candTitle, ui.note, legend, ui.bars, ui.other, ui.outside);
 
     if (next) {
       left.append(el("p", {
         class: "hint", id: "prompt-hint",
-        text: "The table shows what the model would write next, at temperature 1. Edit the prompt to see it change.",
+        text: this.t("w.nextHint"),
       }));
-      ui.show = el("button", { type: "button", class: "primary", text: "Show next token" });
+      ui.show = el("button", { type: "button", class: "primary", text: this.t("w.show") });
       left.append(el("div", { class: "buttons" }, ui.show));
       ui.show.addEventListener("click", () => this.requestNext());
       ui.prompt.addEventListener("input", () => {
         clearTimeout(this.debounce);
         this.debounce = setTimeout(() => this.requestNext(), 350);
       });
-      ui.candTitle.textContent = "Next token";
-      ui.note.textContent = "Waiting for the model…";
+      ui.candTitle.textContent = this.t("w.nextTitle");
+      ui.note.textContent = this.t("w.waiting");
     } else {
       left.append(el("p", {
         class: "hint", id: "prompt-hint",
-        text: "Ctrl+Enter generates, Esc stops. Step adds one token at a time and lets you pick it.",
+        text: this.t("prompt.hint"),
       }));
-      ui.generate = el("button", { type: "button", class: "primary", text: "Generate" });
-      ui.stop = el("button", { type: "button", text: "Stop", disabled: true });
-      ui.step = el("button", { type: "button", text: "Step" });
+      ui.generate = el("button", { type: "button", class: "primary", text: this.t("button.generate") });
+      ui.stop = el("button", { type: "button", text: this.t("button.stop"), disabled: true });
+      ui.step = el("button", { type: "button", text: this.t("button.step") });
       left.append(el("div", { class: "buttons" }, ui.generate, ui.stop, ui.step));
       ui.generate.addEventListener("click", () => this.generate());
       ui.stop.addEventListener("click", () => this.stop());
@@ -588,15 +596,15 @@ export class GPT2Widget extends HTMLElement {
       };
       ui.summary = el("span", { class: "values" });
       ui.settings = el("details", { class: "settings" },
-        el("summary", {}, "Settings: ", ui.summary),
+        el("summary", {}, this.t("settings.summary"), ui.summary),
         el("div", { class: "fields" },
-          field("temperature", "Temperature", { type: "number", inputMode: "decimal", min: 0, max: 10, step: 0.1 },
-            "0 = always the top token"),
-          field("top_k", "Top-k", { type: "number", inputMode: "numeric", min: 0, step: 1 }, "0 = no limit"),
-          field("top_p", "Top-p", { type: "number", inputMode: "decimal", min: 0, max: 1, step: 0.05 }, "1 = no limit"),
-          field("seed", "Seed", { type: "text", inputMode: "numeric", placeholder: "random", autocomplete: "off" },
-            "same seed, same text"),
-          field("max_tokens", "Max tokens", { type: "number", inputMode: "numeric", min: 1, max: MAX_NEW_TOKENS, step: 1 })));
+          field("temperature", this.t("settings.temperature"), { type: "number", inputMode: "decimal", min: 0, max: 10, step: 0.1 },
+            this.t("settings.temperatureHint")),
+          field("top_k", this.t("settings.topK"), { type: "number", inputMode: "numeric", min: 0, step: 1 }, this.t("settings.topKHint")),
+          field("top_p", this.t("settings.topP"), { type: "number", inputMode: "decimal", min: 0, max: 1, step: 0.05 }, this.t("settings.topPHint")),
+          field("seed", this.t("settings.seed"), { type: "text", inputMode: "numeric", placeholder: this.t("settings.seedPlaceholder"), autocomplete: "off" },
+            this.t("settings.seedHint")),
+          field("max_tokens", this.t("settings.maxTokens"), { type: "number", inputMode: "numeric", min: 1, max: MAX_NEW_TOKENS, step: 1 })));
       ui.settings.open = this.getAttribute("settings") === "open";
       ui.settings.hidden = this.getAttribute("settings") === "none";
       ui.paramError = el("p", { class: "param-error", role: "alert", hidden: true });
@@ -606,22 +614,23 @@ export class GPT2Widget extends HTMLElement {
       ui.text.hidden = true;
       ui.tokens = el("ol", { class: "chips", "aria-label": "generated tokens" });
       left.append(ui.settings, ui.paramError, ui.text, ui.tokens);
-      ui.note.textContent = "Generate or Step to see the candidates for each next token.";
+      ui.note.textContent = this.t("cand.start");
       this.fillSettings();
     }
 
     ui.region = el("section", { class: "w", "aria-label": this.label },
       el("div", { class: "head" },
         el("span", { class: "badge", text: "gpt2web" }),
-        ui.modelName = el("span", { class: "model", text: `model ${this.model}` }),
+        ui.modelName = el("span", { class: "model", text: this.t("w.modelName", { model: this.model }) }),
         ui.status),
       ui.about.about, ui.load, ui.error,
       el("div", { class: "grid" }, left, right));
     ui.region.addEventListener("keydown", (e) => this.onKey(e));
+    ui.region.lang = this.uiLang;
     root.append(ui.region);
     this.showStatic();
     this.built = true;
-    this.setStatus("idle", "Waiting for the model…");
+    this.setStatus("idle", this.t("w.waiting"));
   }
 
   fillSettings() {
@@ -637,9 +646,11 @@ export class GPT2Widget extends HTMLElement {
   updateSummary() {
     const f = this.ui.fields;
     const seed = f.seed.value.trim();
-    this.ui.summary.textContent = `temperature ${f.temperature.value || "?"} · top-k ${f.top_k.value || "?"}` +
-      (f.top_p.value.trim() && Number(f.top_p.value) !== 1 ? ` · top-p ${f.top_p.value}` : "") +
-      ` · ${seed ? `seed ${seed}` : "random seed"} · ${f.max_tokens.value || "?"} tokens`;
+    this.ui.summary.textContent = this.t("w.summary", {
+      temperature: f.temperature.value || "?", top_k: f.top_k.value || "?",
+      top_p: f.top_p.value.trim() && Number(f.top_p.value) !== 1 ? f.top_p.value : null,
+      seed: seed || null, max: f.max_tokens.value || "?",
+    });
   }
 
   onKey(e) {
@@ -664,7 +675,8 @@ export class GPT2Widget extends HTMLElement {
   showError({ kind, message }) {
     this.showLive();
     const ui = this.ui;
-    ui.error.replaceChildren(el("strong", { text: `${ERROR_TITLES[kind] ?? "Error"}: ` }), message);
+    const title = this.t(`error.${kind}`);
+    ui.error.replaceChildren(el("strong", { text: `${title === `error.${kind}` ? this.t("error.other") : title}: ` }), message);
     ui.error.dataset.kind = kind;
     ui.error.hidden = false;
     // One event per problem: the model's load and a request waiting for it fail alike.
@@ -684,7 +696,7 @@ export class GPT2Widget extends HTMLElement {
   onProgress(m) {
     if (this.modelState?.state === "ready") return;
     const ui = this.ui;
-    if (this.progress?.model !== this.model) this.progress = new LoadProgress(this.model);
+    if (this.progress?.model !== this.model) this.progress = new LoadProgress(this.model, this.uiLang);
     this.progress.update(m);
     ui.load.hidden = false;
     const f = this.progress.fraction();
@@ -735,8 +747,8 @@ export class GPT2Widget extends HTMLElement {
 
   readyText() {
     const info = this.modelState?.info;
-    if (!info?.config) return "Ready.";
-    return `Ready: ${info.config.n_layer} layers, ${BACKENDS[info.backend] ?? info.backend}.`;
+    if (!info?.config) return this.t("w.ready0");
+    return this.t("w.ready", { layers: info.config.n_layer, backend: BACKENDS[info.backend] ?? info.backend });
   }
 
   emit(type, detail) {
@@ -750,7 +762,7 @@ export class GPT2Widget extends HTMLElement {
     if (!client) return;
     const model = this.model;
     this.modelState = { model, state: "loading" };
-    this.setStatus("loading", "Loading the model…");
+    this.setStatus("loading", this.t("w.loading"));
     client.send({ type: "load", model }, (m) => {
       if (this.modelState?.model !== model || !this.started) return;  // reset meanwhile
       if (m.type === "progress") {
@@ -762,7 +774,7 @@ export class GPT2Widget extends HTMLElement {
         if (this.modelState?.state === "error") return;  // a `next` request said so already
         this.modelState = { model, state: "error" };
         this.ui.load.hidden = true;
-        this.setStatus("error", `Could not load ${model}.`);
+        this.setStatus("error", this.t("status.couldNotLoad", { model }));
         this.showError(m);
       }
     });
@@ -780,7 +792,7 @@ export class GPT2Widget extends HTMLElement {
     if (prompt === "") {
       this.nextId = null;
       this.ui.prompt.setAttribute("aria-invalid", "true");
-      this.ui.note.textContent = "The prompt is empty: type some text to see what comes next.";
+      this.ui.note.textContent = this.t("w.emptyNext");
       this.ui.bars.replaceChildren();
       this.ui.other.textContent = "";
       return;
@@ -789,7 +801,7 @@ export class GPT2Widget extends HTMLElement {
     const model = this.model;
     if (this.modelState?.state !== "ready") {
       this.modelState = { model, state: "loading" };
-      this.setStatus("loading", "Loading the model…");
+      this.setStatus("loading", this.t("w.loading"));
     }
     const id = client.send({ type: "next", model, prompt, top: this.candidates }, (m) => {
       if (m.type === "progress") {
@@ -807,13 +819,13 @@ export class GPT2Widget extends HTMLElement {
         this.ui.load.hidden = true;
         this.ui.bars.replaceChildren();  // the table of another prompt would read as this one's
         this.ui.other.textContent = "";
-        this.ui.note.textContent = "No table: see the message above.";
+        this.ui.note.textContent = this.t("w.noTable");
         if (m.kind === "prompt") {
           this.ui.prompt.setAttribute("aria-invalid", "true");
         } else {
           this.modelState = { model, state: "error" };
         }
-        this.setStatus("error", m.kind === "prompt" ? "Prompt problem." : `Could not load ${model}.`);
+        this.setStatus("error", m.kind === "prompt" ? this.t("w.promptProblem") : this.t("status.couldNotLoad", { model }));
         this.showError(m);
       }
     });
@@ -823,11 +835,12 @@ export class GPT2Widget extends HTMLElement {
   drawNext(prompt, tokens) {
     const ui = this.ui;
     const shown = tokens.reduce((sum, t) => sum + t.prob, 0);
-    ui.candTitle.replaceChildren("Next token after ");
+    ui.candTitle.replaceChildren(this.t("w.nextAfter"));
     const tail = prompt.length > 40 ? `…${prompt.slice(-40)}` : prompt;
     ui.candTitle.append(el("code", { text: tail }));
-    ui.note.textContent = `The model's ${tokens.length} likeliest next tokens and their probabilities (temperature 1).`;
-    drawCandidates(ui.bars, ui.other, { candidates: tokens.map((t) => ({ ...t, chosen: false })), shown_mass: shown });
+    ui.note.textContent = this.t("w.nextNote", { n: tokens.length });
+    drawCandidates(ui.bars, ui.other, { candidates: tokens.map((tok) => ({ ...tok, chosen: false })), shown_mass: shown },
+      null, undefined, this.uiLang);
     this.showLive();
   }
 
@@ -836,7 +849,7 @@ export class GPT2Widget extends HTMLElement {
   /** The settings as a generate/step message's fields, or null (and the problem shown). */
   params({ quiet = false } = {}) {
     const ui = this.ui;
-    const result = readParams(ui, this.model, this.candidates);
+    const result = readParams(ui, this.model, this.candidates, this.uiLang);
     ui.paramError.hidden = !result.error;
     ui.paramError.textContent = result.error ?? "";
     for (const node of ui.region.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
@@ -847,7 +860,7 @@ export class GPT2Widget extends HTMLElement {
       if (!quiet) {
         field.focus();
         this.clearOutput();
-        this.setStatus("error", "Nothing ran: fix the problem shown above.");
+        this.setStatus("error", this.t("w.nothingRan"));
         this.paramStatus = true;
       }
       return null;
@@ -869,7 +882,7 @@ export class GPT2Widget extends HTMLElement {
     ui.genText.textContent = "";
     ui.tokens.replaceChildren();
     ui.tokens.dataset.reason = "";
-    this.clearBars("Generate or Step to see the candidates for each next token.");
+    this.clearBars(this.t("cand.start"));
     this.updateButtons();
   }
 
@@ -878,7 +891,7 @@ export class GPT2Widget extends HTMLElement {
     ui.bars.replaceChildren();
     ui.other.textContent = "";
     drawChosenOutside(ui.outside, null);
-    ui.candTitle.textContent = "Candidates";
+    ui.candTitle.textContent = this.t("cand.title");
     ui.note.textContent = note;
   }
 
@@ -900,8 +913,8 @@ export class GPT2Widget extends HTMLElement {
     ui.bars.replaceChildren();
     ui.other.textContent = "";
     drawChosenOutside(ui.outside, null);
-    ui.candTitle.textContent = "Candidates";
-    ui.note.textContent = "Waiting for the first token…";
+    ui.candTitle.textContent = this.t("cand.title");
+    ui.note.textContent = this.t("cand.waiting");
     return this.run;
   }
 
@@ -912,7 +925,7 @@ export class GPT2Widget extends HTMLElement {
     if (!p) return;
     const r = this.newRun("generate", p);
     this.client.send({ type: "generate", id: r.id, ...p }, (m) => this.onMessage(r, m));
-    this.setStatus("generating", this.modelState?.state === "ready" ? "Generating…" : "Loading the model…");
+    this.setStatus("generating", this.modelState?.state === "ready" ? this.t("status.generating0") : this.t("w.loading"));
     this.updateButtons();
   }
 
@@ -933,7 +946,7 @@ export class GPT2Widget extends HTMLElement {
     message.id = r.id;
     if (forcedId !== null) message.forced_id = forcedId;
     this.client.send(message, (m) => this.onMessage(r, m));
-    if (r.n === 0) this.setStatus("generating", this.modelState?.state === "ready" ? "Stepping…" : "Loading the model…");
+    if (r.n === 0) this.setStatus("generating", this.modelState?.state === "ready" ? this.t("w.stepping0") : this.t("w.loading"));
     this.updateButtons();
   }
 
@@ -955,7 +968,7 @@ export class GPT2Widget extends HTMLElement {
         r.pending = false;
         r.upcoming = m;
         this.markLoaded();
-        this.setStatus("generating", t("status.firstPick"));
+        this.setStatus("generating", this.t("status.firstPick"));
         this.showCurrent();
         this.updateButtons();
         break;
@@ -967,9 +980,9 @@ export class GPT2Widget extends HTMLElement {
         if (m.text !== ui.genText.textContent) ui.genText.textContent = m.text;
         const stopped = m.reason === "stopped";
         this.setStatus(stopped ? "stopped" : "done",
-          `${stopped ? "Stopped" : "Done"}: ${m.tokens} token${m.tokens === 1 ? "" : "s"}` +
-          (stopped ? "" : ` (${REASONS[m.reason] ?? m.reason})`) +
-          (m.seed != null && r.params.temperature > 0 ? `, seed ${m.seed}.` : "."));  // greedy: no draws
+          this.t(stopped ? "status.stopped" : "status.done", { n: m.tokens }) +
+          (stopped ? "" : ` (${this.t(`reason.${m.reason}`)})`) +
+          (m.seed != null && r.params.temperature > 0 ? this.t("w.seedEnd", { seed: m.seed }) : "."));  // greedy: no draws
         this.showCurrent();
         this.updateButtons();
         this.showLive();
@@ -981,11 +994,11 @@ export class GPT2Widget extends HTMLElement {
         r.pending = false;
         r.upcoming = null;
         ui.load.hidden = true;
-        if (!r.steps.length) this.clearBars("No candidates: see the message above.");
+        if (!r.steps.length) this.clearBars(this.t("cand.none"));
         this.showError(m);
         if (m.kind === "prompt") ui.prompt.setAttribute("aria-invalid", "true");
         const loading = m.kind === "shard" || (m.kind === "runtime" && this.modelState?.state !== "ready");
-        this.setStatus("error", loading ? `Could not load ${r.params.model}.` : "Generation failed.");
+        this.setStatus("error", loading ? this.t("status.couldNotLoad", { model: r.params.model }) : this.t("status.failed"));
         this.updateButtons();
         break;
       }
@@ -999,9 +1012,9 @@ export class GPT2Widget extends HTMLElement {
     r.pending = false;
     r.steps.push(m);
     r.upcoming = m.upcoming ?? null;
-    ui.tokens.append(tokenChip(m, (index) => this.selectToken(index)));
+    ui.tokens.append(tokenChip(m, (index) => this.selectToken(index), this.uiLang));
     ui.genText.textContent += m.text;
-    this.setStatus("generating", `${r.mode === "step" ? "Stepping" : "Generating"}: ${r.n} token${r.n === 1 ? "" : "s"}…`);
+    this.setStatus("generating", this.t(r.mode === "step" ? "status.stepping" : "status.generating", { n: r.n }) + "…");
     this.showCurrent();
     this.updateButtons();
     this.emit("gpt2-token", m);
@@ -1031,33 +1044,34 @@ export class GPT2Widget extends HTMLElement {
     }
     if (!r) return;
     if (this.pinned === null && r.upcoming && !r.done) {
-      ui.candTitle.textContent = `Token ${r.upcoming.index + 1}: your pick`;
-      ui.note.textContent = "Click a candidate to append it, or press Step to let the sampler choose.";
-      drawCandidates(ui.bars, ui.other, r.upcoming, (id) => { if (!r.pending) this.step(id); });
+      ui.candTitle.textContent = this.t("cand.yourPick", { n: r.upcoming.index + 1 });
+      ui.note.textContent = this.t("cand.pickNote");
+      drawCandidates(ui.bars, ui.other, r.upcoming, (id) => { if (!r.pending) this.step(id); },
+        (c) => this.t("cand.append", { token: c.token }), this.uiLang);
       drawChosenOutside(ui.outside, null);
       return;
     }
     const s = r.steps[this.pinned ?? r.steps.length - 1];
     if (!s) return;
-    ui.candTitle.replaceChildren(`Token ${s.index + 1}: `);
+    ui.candTitle.replaceChildren(this.t("cand.token", { n: s.index + 1 }));
     const tok = el("code");
     setTokenText(tok, s.token);
     ui.candTitle.append(tok);
     ui.note.replaceChildren(
-      `Chosen with ${percent(s.prob)} under the model (rank ${s.rank}), ${percent(s.sample_prob)} after the settings.`);
+      this.t("cand.chosenNote", { p: percent(s.prob), rank: s.rank, share: percent(s.sample_prob) }));
     if (this.pinned !== null) {
-      const back = el("button", { type: "button", class: "link", text: "show the latest" });
+      const back = el("button", { type: "button", class: "link", text: this.t("cand.latest") });
       back.addEventListener("click", () => this.selectToken(this.pinned));
       ui.note.append(" ", back);
     }
-    drawCandidates(ui.bars, ui.other, s);
-    drawChosenOutside(ui.outside, s);
+    drawCandidates(ui.bars, ui.other, s, null, undefined, this.uiLang);
+    drawChosenOutside(ui.outside, s, this.uiLang);
   }
 }
 
 /** Check the widget's prompt and settings with the main page's rules (settings.js). */
-function readParams(ui, model, candidates) {
-  return checkSettings((key) => ui.fields[key].value, { model, prompt: ui.prompt.value, candidates });
+function readParams(ui, model, candidates, lang) {
+  return checkSettings((key) => ui.fields[key].value, { model, prompt: ui.prompt.value, candidates, lang });
 }
 
 // Loaded twice (two script tags, two URLs)? The first definition stays.
