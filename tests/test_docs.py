@@ -413,3 +413,28 @@ def test_sphinx_loading_eager(site, browser, expected):
     assert live["ids"] == [r["id"] for r in expected["next"]]
     assert max(abs(a - r["prob"]) for a, r in zip(live["probs"], expected["next"])) < 1e-5
     page.close()
+
+
+def test_an_example_prompt_clicked_in_the_static_view(site, browser):
+    """The model's example prompts in the static view are the reader's choice: clicking one
+    starts the widget on it."""
+    base, built = site
+    if not (built / "_static").is_dir():
+        pytest.skip("once is enough (Sphinx)")
+    manifest = json.loads((REPO / "weights" / "demo" / "manifest.json").read_text())
+    if not manifest.get("examples"):
+        pytest.skip("the demo model has no example prompts")
+    example = manifest["examples"][-1]
+    want = cli("next", example, "--top", str(NEXT["candidates"]))
+    page = browser.new_page()
+    page.goto(base + "index.html")
+    nxt = 'gpt2-widget[mode="next"]'
+    page.locator(f"{nxt} > .gpt2-static button.example", has_text=example).click()
+    page.wait_for_function(is_live(nxt), timeout=BOOT_TIMEOUT)
+    page.wait_for_function(f"""() => document.querySelector({json.dumps(nxt)}).shadowRoot
+        .querySelector(".bars .cand")?.dataset.id === "{want[0]['id']}" """, timeout=60_000)
+    live = live_numbers(page, nxt)
+    assert live["ids"] == [r["id"] for r in want]
+    assert page.evaluate(f"document.querySelector({json.dumps(nxt)}).shadowRoot.querySelector('textarea').value") \
+        == example
+    page.close()

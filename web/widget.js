@@ -471,13 +471,13 @@ export class GPT2Widget extends HTMLElement {
     this.waiting = (e) => {
       const target = e.target.closest?.("button, textarea, .chip");
       if (!target || (e.type === "keydown" && (e.key === "Tab" || e.key === "Shift"))) return;
-      this.wake();
+      this.wake(target.classList.contains("example") ? target.textContent : null);
     };
     this.addEventListener("click", this.waiting);
     this.addEventListener("keydown", this.waiting);
   }
 
-  wake() {
+  wake(example = null) {
     this.removeEventListener("click", this.waiting);
     this.removeEventListener("keydown", this.waiting);
     this.waiting = null;
@@ -485,6 +485,10 @@ export class GPT2Widget extends HTMLElement {
     // Its status line now tells of the loading: the view keeps its height meanwhile.
     if (this.staticView) this.staticView.style.minHeight = `${this.getBoundingClientRect().height}px`;
     const view = this.staticView?.dataset.view;
+    if (example !== null) {  // one of the model's example prompts: the reader's choice
+      this.ui.prompt.value = example;
+      this.promptEdited = true;
+    }
     if (view === "generate" && this.mode === "generate") {
       this.generate();  // the same settings and seed: the same tokens, now live
     } else {
