@@ -269,7 +269,7 @@ def test_built_html_has_the_bars(site, expected):
 
 def test_bars_without_javascript(site, browser, expected):
     base, _ = site
-    context = browser.new_context(java_script_enabled=False)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 720})
     page = context.new_page()
     page.goto(base + "index.html")
     meters = page.locator('gpt2-widget[mode="next"] .gpt2-static .bars .cand meter')
@@ -277,7 +277,15 @@ def test_bars_without_javascript(site, browser, expected):
     for i, row in enumerate(expected["next"]):
         assert meters.nth(i).is_visible()
         assert float(meters.nth(i).get_attribute("value")) == row["prob"]
+    y_static = page.locator("text=The paragraph after the widgets.").bounding_box()["y"]
     context.close()
+    # With JavaScript the element upgrades and shows the same view through its slot: same layout.
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(base + "index.html")
+    page.wait_for_function("() => customElements.get('gpt2-widget') !== undefined")
+    page.wait_for_timeout(300)
+    assert abs(page.locator("text=The paragraph after the widgets.").bounding_box()["y"] - y_static) <= 2
+    page.close()
 
 
 def test_static_first_then_live_on_click(site, browser, expected):
