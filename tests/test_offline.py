@@ -159,6 +159,16 @@ def test_export_at_a_sub_path_reloads_and_generates_offline(browser, exported, e
         assert _generate(page) == [s["id"] for s in gen]
         assert page.locator("#bars li.cand").count() > 0
 
+        # The lesson page of the same folder too, with its widgets, and a page address with a query.
+        page.goto(server.url + "demo/embed.html?from=offline")
+        page.wait_for_selector("#next-table ol.bars li.cand", timeout=BOOT_TIMEOUT)
+        table = engine.next_tokens("In the beginning God created the", 8)
+        shown = page.eval_on_selector_all("#next-table ol.bars:not(.outside) li.cand",
+                                          "els => els.map(li => Number(li.dataset.id))")
+        assert shown == [t["id"] for t in table]
+        page.goto(server.url + "demo/?from=offline")
+        _ready(page)
+
         # Clear: nothing of this folder is kept any more.
         page.click("#offline-clear")
         page.wait_for_selector("#offline[data-app='none']", state="attached")

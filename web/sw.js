@@ -93,7 +93,8 @@ self.addEventListener("message", (event) => {
 });
 
 async function fromApp(request, url) {
-  const key = url.href === SCOPE ? SCOPE + "index.html" : url.href;
+  const path = url.origin + url.pathname;  // a page's query string does not change its file
+  const key = path === SCOPE ? SCOPE + "index.html" : path;
   const hit = await caches.match(key, { cacheName: APP_CACHE });  // (none after a Clear)
   return hit ?? fetch(request);
 }
@@ -125,7 +126,7 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(networkFirst(request, null));
   } else if (rel.startsWith("weights/") || rel === "offline.json" || rel === "sw.js") {
     // the network only
-  } else if (!url.search) {
+  } else if (!url.search || request.mode === "navigate") {
     event.respondWith(fromApp(request, url));
   }
 });
