@@ -227,6 +227,20 @@ def test_sampling_view_greedy(engine, reference):
     assert [r["kept"] for r in view["rows"]] == [True, False, False, False, False]
 
 
+def test_generation_without_the_cache_writes_the_same_and_reads_everything(engine):
+    steps = {}
+    for use_cache in (True, False):
+        gen = engine.generate("And God said", SamplingParams(temperature=0.9, seed=4), max_tokens=6, stop_at_eot=False)
+        gen.use_cache = use_cache
+        steps[use_cache] = list(gen)
+    n0 = len(engine.tokenizer.encode("And God said"))
+    assert [s["id"] for s in steps[True]] == [s["id"] for s in steps[False]]
+    for a, b in zip(steps[True], steps[False]):
+        assert a["prob"] == pytest.approx(b["prob"], rel=1e-4)
+    assert [s["read"] for s in steps[True]] == [n0 + 1, 1, 1, 1, 1, 0]
+    assert [s["read"] for s in steps[False]] == [n0 + n0 + 1] + [n0 + i + 1 for i in range(1, 5)] + [0]
+
+
 def test_trace_logits_equal_the_forward_pass(engine, reference):
     ids = reference[0]
     logits = engine.model.forward(ids, engine.model.new_cache())

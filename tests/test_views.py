@@ -283,7 +283,8 @@ def test_surprise_view_matches_the_cli(page, ref, shipped, capsys):
     shot(view, "surprise")
 
 
-def test_loop_view_and_the_cache_switch(page):
+def test_loop_view_and_the_cache_switch(page, ref):
+    n0 = len(ref.encode_prompt(PROMPT))
     ids = generate(page, temperature=0, max_tokens=12)
     page.locator("#views [role=tab]", has_text="The loop").click()
     view = page.locator("#views .v-area .v-view")
@@ -291,12 +292,12 @@ def test_loop_view_and_the_cache_switch(page):
     assert rows.count() == 12
     cells = rows.nth(0).locator("td").all_text_contents()
     assert cells[1] == "prefill" and rows.nth(5).locator("td").all_text_contents()[1] == "decode"
+    assert rows.nth(0).locator("td").all_text_contents()[2] == str(n0 + 1)  # the prompt, then the first token
     assert rows.nth(5).locator("td").all_text_contents()[2] == "1"  # one new position read
     shot(view, "loop")
     view.locator("input[type=checkbox]").check()
     assert generate(page, temperature=0, max_tokens=12) == ids  # the same text, without the cache
     assert "Without the KV cache" in view.locator(".v-summary").text_content()
-    n0 = int(rows.nth(0).locator("td").all_text_contents()[2])
     assert rows.nth(5).locator("td").all_text_contents()[2] == str(n0 + 6)  # everything read again
     shot(view, "loop-without-cache")
     view.locator("input[type=checkbox]").uncheck()

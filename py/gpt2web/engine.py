@@ -195,13 +195,16 @@ class Generation:
         return self.sampler.params.seed
 
     use_cache = True  # False: every step reads the whole sequence again (the loop view shows why not)
+    positions_read = 0  # tokens run through the model so far (a step's "read" is its share)
 
     def _forward_next(self, chosen: int) -> np.ndarray:
         """The logits after the token just chosen: one new position with the KV cache, or
         without it, a forward pass over every token so far."""
         if self.use_cache:
+            self.positions_read += 1
             return self.engine.model.forward([chosen], self.cache)
         self.cache.reset()
+        self.positions_read += len(self.prompt_ids) + len(self.ids)
         return self.engine.model.forward(self.prompt_ids + self.ids, self.cache)
 
     def _advance(self) -> np.ndarray:
@@ -209,6 +212,7 @@ class Generation:
         if self._logits is None:
             t0 = time.perf_counter()
             self._logits = model.forward(self.prompt_ids, self.cache)
+            self.positions_read += len(self.prompt_ids)
             self.prefill_ms = (time.perf_counter() - t0) * 1000
         return self._logits
 
@@ -251,6 +255,7 @@ class Generation:
         if self.done:
             raise RuntimeError(f"this generation is finished ({self.reason})")
         t0 = time.perf_counter()
+        read0 = self.positions_read
         logits = self._advance()
         ids, probs = sampling_distribution(logits, self.sampler.params)
         if forced_id is None:
@@ -279,7 +284,7 @@ class Generation:
             "prob": choice.prob, "sample_prob": choice.sample_prob, "rank": choice.rank,
             "candidates": [{**c, "token": label(c["id"])} for c in choice.candidates],
             "shown_mass": choice.shown_mass, "done": self.done, "reason": self.reason,
-            "ms": (time.perf_counter() - t0) * 1000,
+            "ms": (time.perf_counter() - t0) * 1000, "read": self.positions_read - read0,
         }
 
     def __iter__(self) -> Iterator[dict]:

@@ -49,7 +49,7 @@ export class LoopView {
     const rows = run.steps.map((s, i) => {
       const held = n0 + i;  // positions the cache holds when the pass for this step's logits ran
       const kind = i === 0 ? "prefill" : "decode";
-      const reads = i === 0 ? n0 : cached ? 1 : held + 1;
+      const reads = s.read ?? (i === 0 ? n0 : cached ? 1 : held + 1);  // the engine's count, when it sends one
       return { s, i, kind, reads, held: cached ? held : 0, ms: s.ms };
     });
     const max = Math.max(...rows.map((r) => r.ms));
