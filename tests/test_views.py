@@ -406,3 +406,26 @@ def test_widget_view_mistakes_are_readable(doc):
                  "w.shadowRoot.querySelector('button.primary').click(); }")
     err = doc.evaluate("() => document.getElementById('lens').shadowRoot.querySelector('.v-error').textContent")
     assert "empty" in err
+
+
+def test_lesson_page_uses_the_view_modes_under_the_policy(browser, server):
+    """web/embed.html: its view-mode widgets draw (scrolled into view, they load lazily), with
+    no Content-Security-Policy violation (the server's policy: no inline style or script)."""
+    context = browser.new_context(viewport={"width": 1000, "height": 900}, service_workers="block")
+    context.set_default_timeout(60_000)
+    context.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', "
+                            "(e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+    try:
+        pg = context.new_page()
+        pg.goto(f"{server}embed.html", wait_until="domcontentloaded")
+        modes = pg.eval_on_selector_all("gpt2-widget[mode]", "els => els.map(e => [e.id, e.getAttribute('mode')])")
+        views = [(i, m) for i, m in modes if m in ("sampling", "attention", "lens", "embeddings", "score")]
+        assert len(views) >= 3
+        for wid, mode in views:
+            pg.locator(f"#{wid}").scroll_into_view_if_needed()
+            widget_drawn(pg, wid)
+            assert pg.locator(f"#{wid}").locator("table caption").first.text_content()
+            shot(pg.locator(f"#{wid}"), f"embed-{mode}")
+        assert pg.evaluate("window.__violations") == []
+    finally:
+        context.close()

@@ -352,7 +352,7 @@ def test_example_page_works_on_the_server(browser, server, engine, weights_dir):
         context.on("request", lambda r: requests.append(r.url))
         page = context.new_page()
         page.goto(f"{server}embed.html", wait_until="domcontentloaded")
-        assert page.locator("gpt2-widget").count() == 3
+        assert page.locator("gpt2-widget").count() == 8  # 3, then one per view mode (lazy)
         page.wait_for_selector("#next-table ol.bars li.cand", timeout=BOOT_TIMEOUT)
         table = engine.next_tokens("In the beginning God created the", 8)
         assert_bars_match(bars(page, "next-table"), table, chosen=False, share=False)
