@@ -135,8 +135,8 @@ def test_export_at_a_sub_path_reloads_and_generates_offline(browser, exported, e
     server = SubPathServer(exported)
     context = browser.new_context()
     context.set_default_timeout(30_000)
-    failed: list[str] = []
-    context.on("requestfailed", lambda r: failed.append(r.url))
+    refused: list[str] = []  # the export is served under the strict policy: nothing may be refused
+    context.on("console", lambda m: "Content Security Policy" in m.text and refused.append(m.text))
     try:
         page = context.new_page()
         page.on("console", lambda m: m.type in ("error", "warning") and print("console:", m.text))
@@ -180,6 +180,7 @@ def test_export_at_a_sub_path_reloads_and_generates_offline(browser, exported, e
         }""")
         assert left == []
         assert page.evaluate("navigator.serviceWorker.getRegistration().then(r => r ?? null)") is None
+        assert refused == []
     finally:
         context.close()
         server.stop() if server.thread.is_alive() else None
