@@ -158,3 +158,70 @@ def test_in_chromium(browser, engine, tmp_path):
         page.close()
         httpd.shutdown()
         httpd.server_close()
+
+
+# ---------------------------------------------------------------- in a real JupyterLab
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_in_jupyterlab(browser, engine, tmp_path):
+    """A notebook cell `Widget(prompt=..., mode="next")` in real JupyterLab (anywidget's own
+    front end, a real kernel): the bars are the engine's, and no runtime or model is fetched."""
+    pytest.importorskip("jupyterlab")
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    cell = ("from gpt2web.notebook import Widget\n"
+            f"Widget(prompt={PROMPT!r}, mode='next', candidates=5)")
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [],
+                     "source": cell}],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "lesson.ipynb").write_text(json.dumps(nb))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "gpt2web-test"
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO / "py"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    lab = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}",
+                            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                            f"--ServerApp.root_dir={tmp_path}", "--ServerApp.port_retries=0", "--allow-root"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    page = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                assert lab.poll() is None, lab.stderr.read()
+                time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{base}/lab/tree/lesson.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                               ".jp-Toolbar-kernelStatus, .jp-KernelStatus", timeout=120_000)
+        page.click(".jp-Notebook .jp-Cell .cm-content")
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_function("""() => document.querySelector("gpt2-widget")?.shadowRoot
+            ?.querySelectorAll(".bars .cand").length === 5""", timeout=180_000)
+        rows = page.evaluate("""() => [...document.querySelector("gpt2-widget").shadowRoot
+            .querySelectorAll(".bars .cand")].map((r) => [Number(r.dataset.id), Number(r.querySelector("meter").value)])""")
+        assert rows == [[t["id"], t["prob"]] for t in engine.next_tokens(PROMPT, top=5)]
+        assert not [u for u in requests if u.endswith((".wasm", ".whl", ".bin")) or "/runtime/" in u]
+    finally:
+        if page is not None:
+            page.close()
+        lab.terminate()
+        try:
+            lab.wait(20)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            lab.wait()
