@@ -80,7 +80,9 @@ export class EmbeddingsView {
     const dots = pts.map((p) => {
       const [x, y] = where.get(p.id);
       const cls = p.id === m.token.id ? "v-mdot v-mpick" : p.of == null ? "v-mdot v-mctx" : "v-mdot";
-      const label = svg("text", { x: x + 5, y: y - 4, class: p.of == null ? "v-mlabel v-mctx" : "v-mlabel" });
+      const right = x > W / 2;  // labels on the right half end at their dot: none leaves the map
+      const label = svg("text", { x: right ? x - 5 : x + 5, y: y - 4, "text-anchor": right ? "end" : "start",
+        class: p.of == null ? "v-mlabel v-mctx" : "v-mlabel" });
       label.textContent = p.token.replace(/ /g, "·");
       return svg("g", {}, svg("circle", { cx: x, cy: y, r: p.of == null ? 4.5 : 3, class: cls }), label);
     });

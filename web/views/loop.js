@@ -27,7 +27,7 @@ export class LoopView {
       this.summary,
       el("div", { class: "v-legend", "aria-hidden": "true" },
         el("span", {}, el("i", { class: "v-sw v-sw-share" }), "prefill (the prompt)"),
-        el("span", {}, el("i", { class: "v-sw v-sw-model" }), "decode (one token)"),
+        el("span", {}, el("i", { class: "v-sw v-sw-model" }), this.decodeLabel = el("span", { text: "decode" })),
         el("span", { text: "height: the step's time in ms" })),
       this.chart, this.numbers.element);
   }
@@ -52,6 +52,7 @@ export class LoopView {
       const reads = s.read ?? (i === 0 ? n0 : cached ? 1 : held + 1);  // the engine's count, when it sends one
       return { s, i, kind, reads, held: cached ? held : 0, ms: s.ms };
     });
+    this.decodeLabel.textContent = cached ? "decode (one new token)" : "decode (the whole sequence again)";
     const max = Math.max(...rows.map((r) => r.ms));
     this.chart.replaceChildren(...rows.map((r) => {
       const bar = el("span", { class: `v-lbar v-${r.kind}` });
