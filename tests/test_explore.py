@@ -535,11 +535,16 @@ def test_phone_layout_shows_the_bars_after_generate(browser, server):
 
 
 def test_desktop_bars_share_one_scale(desk):
-    set_settings(desk, max_tokens=3)
+    # Top-k 3: the other rows say "excluded", wider than a percentage: the case where the
+    # text column, sized per row, used to shorten some bars.
+    set_settings(desk, top_k=3, max_tokens=2)
     desk.click("#generate")
     desk.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
+    texts = desk.eval_on_selector_all("#bars .share-text", "ps => ps.map(p => p.textContent)")
+    assert "excluded" in texts and any(x.endswith("%") for x in texts), texts
     widths = desk.eval_on_selector_all("#bars meter", "ms => ms.map(m => m.getBoundingClientRect().width)")
-    assert widths and len(set(round(w, 1) for w in widths)) == 1, widths
+    assert widths and len(set(round(w, 1) for w in widths)) == 1, (widths, texts)
+    shot(desk, "one-scale")
     assert desk.is_visible(".space-hint")  # the "·" space marker is explained on the page
     assert "space" in desk.inner_text(".space-hint")
 
