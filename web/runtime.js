@@ -166,6 +166,7 @@ async function verifiedFile(download, { size, sha256, fileSha256, into }, what) 
  */
 function snapshotImage(url, snapshotMeta, signal) {
   const file = download(url, "the image", signal);
+  file.catch(() => {});  // aborted when snapshot.json does not fit: then nothing awaits it
   const buffer = snapshotMeta.then((meta) => new Uint8Array(meta.snapshot_bytes));
   const image = Promise.all([snapshotMeta, buffer]).then(([meta, into]) => verifiedFile(file,
     { size: meta.snapshot_bytes, sha256: meta.snapshot_sha256, fileSha256: meta.file_sha256, into }, "the image"));
