@@ -175,3 +175,26 @@ def test_widget_page_runs_under_the_policy(browser, server):
         assert _violations(page, seen) == []
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_a_policy_without_wasm_is_named_at_once(browser, server):
+    """A site whose policy forbids compiling WebAssembly gets a message saying so, not a page
+    that waits forever (the real server's answers, with 'wasm-unsafe-eval' taken out)."""
+    strict = CONTENT_SECURITY_POLICY.replace(" 'wasm-unsafe-eval'", "")
+    context = browser.new_context(service_workers="block")
+    context.set_default_timeout(30_000)
+
+    def without_wasm(route):
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": strict})
+
+    context.route(re.compile(r".*/(|worker\.js)$"), without_wasm)
+    try:
+        page = context.new_page()
+        page.goto(server)
+        page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+        message = page.inner_text("#error")
+        assert "wasm-unsafe-eval" in message and "Content-Security-Policy" in message, message
+    finally:
+        context.close()

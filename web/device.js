@@ -20,6 +20,23 @@ const SIMD_PROBE = new Uint8Array([
 const WASM_LIMIT = 4 * 2 ** 30;  // wasm32: 65,536 pages of 64 kB
 const RUNTIME_BYTES = 130e6;     // Python, NumPy, the engine (measured: ~115 MB beside GPT-2 small)
 
+/**
+ * Throw a WorkerError ("runtime") at once if this page may not compile WebAssembly at all: no
+ * WebAssembly, or a Content-Security-Policy without 'wasm-unsafe-eval' (Pyodide would otherwise
+ * wait forever for a module the browser refused to compile).
+ */
+export function checkWebAssembly() {
+  if (typeof WebAssembly !== "object") {
+    throw new WorkerError("runtime", "this browser has no WebAssembly, which the model needs to run");
+  }
+  try {
+    new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));
+  } catch (e) {
+    throw new WorkerError("runtime", `this page may not compile WebAssembly (${e.message.split("\n")[0]}); ` +
+      "the site's Content-Security-Policy needs 'wasm-unsafe-eval' in script-src");
+  }
+}
+
 export function hasSimd() {
   try {
     return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);

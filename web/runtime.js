@@ -34,6 +34,7 @@
 // record), with the reason logged and reported (`boot`, `bootInfo`).
 
 import { WorkerError, fetchBytes, sha256Hex } from "./download.js";
+import { checkWebAssembly } from "./device.js";
 
 const SITE_PACKAGES = "/lib/python3.12/site-packages";
 
@@ -266,6 +267,7 @@ export async function startRuntime(base, report) {
   const t0 = performance.now();
   const ms = {};  // step -> milliseconds since t0 when it ended
   const mark = (step) => { ms[step] = Math.round(performance.now() - t0); };
+  checkWebAssembly();  // a page that may not compile WebAssembly is told so at once
   const runtimeURL = new URL("runtime/", base);
   const wheelsURL = new URL("wheels/", base);
   report(0, STEPS.length, STEPS[0]);
