@@ -9,6 +9,8 @@
 //   prompt       the starting text (or the element's own text)            default "In the beginning"
 //   mode         "generate" (Generate / Stop / Step, token chips, bars)   default "generate"
 //                "next" (only the next-token table for the prompt)
+//                "sampling", "attention", "lens", "embeddings", "score": one view of
+//                the prompt's next step (web/views/), e.g. for a lesson
 //   max-tokens   tokens per Generate, 1..1024                             default 20
 //   temperature  0..10 (0 = always the top token)                         default 1
 //   top-k        0 = no limit                                             default 40
