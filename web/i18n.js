@@ -201,6 +201,18 @@ Object.assign(en, {
   "w.modelBytes": "{model}: {a} of {b}",
   "w.cached": " (cached)",
   "w.vocab": "vocabulary: {bytes}",
+  "load.loading": "Loading {model}",
+  "load.runtime": "Python runtime",
+  "load.ready": "ready",
+  "load.vocabulary": "Vocabulary ({file})",
+  "load.vocabularyBytes": "Loading the vocabulary: {bytes}…",
+  "load.shard": "Shard {n}/{of}: {file}",
+  "load.shardSummary": "Loading {model}: shard {n} of {of}, {a} of {b}",
+  "load.preparing": "Preparing {model}…",
+  "load.loaded": "Loaded {model}: {n} shards",
+  "load.allCached": ", all from this browser's cache",
+  "load.seconds": ", {s} s",
+  "load.failed": "Loading {model} failed",
 });
 
 // ---------------------------------------------------------------- 简体中文
@@ -360,6 +372,18 @@ Object.assign(zh, {
   "w.modelBytes": "{model}：{a} / {b}",
   "w.cached": "（已缓存）",
   "w.vocab": "词表：{bytes}",
+  "load.loading": "正在加载 {model}",
+  "load.runtime": "Python 运行环境",
+  "load.ready": "就绪",
+  "load.vocabulary": "词表（{file}）",
+  "load.vocabularyBytes": "正在加载词表：{bytes}…",
+  "load.shard": "分片 {n}/{of}：{file}",
+  "load.shardSummary": "正在加载 {model}：第 {n} 个分片（共 {of} 个），{a} / {b}",
+  "load.preparing": "正在准备 {model}…",
+  "load.loaded": "已加载 {model}：{n} 个分片",
+  "load.allCached": "，全部来自本浏览器的缓存",
+  "load.seconds": "，{s} 秒",
+  "load.failed": "加载 {model} 失败",
 });
 
 /** Fill every [data-i18n] element under `root` (and [data-i18n-placeholder] placeholders). */

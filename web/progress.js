@@ -1,6 +1,8 @@
 // The "Loading" list: one row with a <progress> for the Python runtime, the vocabulary,
 // and each shard of the model being loaded, fed by the worker's progress messages.
 
+import { t } from "./i18n.js";
+
 export function formatBytes(n) {
   if (n == null) return "?";
   if (n < 1e3) return `${n} B`;
@@ -48,58 +50,58 @@ export class LoadView {
     }
     this.model = name;
     this.details.open = true;
-    this.summaryEl.textContent = `Loading ${name}`;
+    this.summaryEl.textContent = t("load.loading", { model: name });
   }
 
   update(m) {
     if (m.phase === "runtime") {
-      const row = this.row("runtime", "Python runtime");
+      const row = this.row("runtime", t("load.runtime"));
       row.bar.max = m.total;
       row.bar.value = m.loaded;
-      row.amount.textContent = m.loaded >= m.total ? "ready" : `${m.file}… (${m.loaded}/${m.total})`;
+      row.amount.textContent = m.loaded >= m.total ? t("load.ready") : `${m.file}… (${m.loaded}/${m.total})`;
       row.li.classList.toggle("complete", m.loaded >= m.total);
     } else if (m.phase === "tokenizer") {
-      const row = this.row("tokenizer", `Vocabulary (${m.file})`);
+      const row = this.row("tokenizer", t("load.vocabulary", { file: m.file }));
       if (m.total) {
         row.bar.max = m.total;
         row.bar.value = m.loaded;
       } else {
         row.bar.removeAttribute("value");  // size unknown until done: indeterminate
       }
-      row.amount.textContent = formatBytes(m.loaded) + (m.cached ? " (cached)" : "");
+      row.amount.textContent = formatBytes(m.loaded) + (m.cached ? t("w.cached") : "");
       row.li.classList.toggle("complete", Boolean(m.total));
     } else if (m.phase === "shard") {
-      const row = this.row(`shard:${this.model}:${m.index}`, `Shard ${m.index + 1}/${m.shards}: ${m.file}`);
+      const row = this.row(`shard:${this.model}:${m.index}`, t("load.shard", { n: m.index + 1, of: m.shards, file: m.file }));
       row.bar.max = m.total;
       row.bar.value = Math.min(m.loaded, m.total);
-      row.amount.textContent = `${formatBytes(m.loaded)} / ${formatBytes(m.total)}${m.cached ? " (cached)" : ""}`;
+      row.amount.textContent = `${formatBytes(m.loaded)} / ${formatBytes(m.total)}${m.cached ? t("w.cached") : ""}`;
       row.li.classList.toggle("complete", m.loaded >= m.total);
       row.li.dataset.cached = m.cached ? "true" : "false";
     }
   }
 
   summary(m, name) {
-    if (m.phase === "runtime") return `Starting Python: ${m.file} (${m.loaded}/${m.total})…`;
-    if (m.phase === "tokenizer") return `Loading the vocabulary: ${formatBytes(m.loaded)}…`;
+    if (m.phase === "runtime") return t("w.startingPython", m) + "…";
+    if (m.phase === "tokenizer") return t("load.vocabularyBytes", { bytes: formatBytes(m.loaded) });
     if (m.phase === "shard") {
-      return `Loading ${name}: shard ${m.index + 1} of ${m.shards}, ` +
-        `${formatBytes(m.model_loaded)} of ${formatBytes(m.model_total)}${m.cached ? " (from cache)" : ""}…`;
+      return t("load.shardSummary", { model: name, n: m.index + 1, of: m.shards, a: formatBytes(m.model_loaded),
+        b: formatBytes(m.model_total) }) + (m.cached ? t("w.cached") : "") + "…";
     }
-    if (m.phase === "prepare") return `Preparing ${name}…`;
-    return `Loading ${name}…`;
+    if (m.phase === "prepare") return t("load.preparing", { model: name });
+    return t("status.loading", { model: name });
   }
 
   finish(name, ms) {
     const shards = [...this.rows].filter(([k]) => k.startsWith(`shard:${name}:`)).map(([, r]) => r);
     const cached = shards.filter((r) => r.li.dataset.cached === "true").length;
-    this.summaryEl.textContent = `Loaded ${name}: ${shards.length} shards` +
-      (cached === shards.length && shards.length ? ", all from this browser's cache" : "") +
-      `, ${(ms / 1000).toFixed(1)} s`;
+    this.summaryEl.textContent = t("load.loaded", { model: name, n: shards.length }) +
+      (cached === shards.length && shards.length ? t("load.allCached") : "") +
+      t("load.seconds", { s: (ms / 1000).toFixed(1) });
     this.details.open = false;
   }
 
   fail(name) {
-    this.summaryEl.textContent = `Loading ${name} failed`;
+    this.summaryEl.textContent = t("load.failed", { model: name });
     this.details.open = true;
   }
 }

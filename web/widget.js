@@ -21,6 +21,7 @@
 //   loading      "lazy": start the model only when the widget is near the screen
 //   theme        "light", "dark" or "auto" (the reader's system setting)   default "light"
 //   label        the widget's accessible name                             default "language model demo"
+//   lang         the interface's language: "en" or "zh-CN"                default: the browser's
 //
 // Every widget on a page talks to one shared worker (client.js), which loads each model
 // once. The worker comes from the server that served this file, even when the page is

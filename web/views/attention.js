@@ -23,7 +23,7 @@ export class AttentionView {
     this.layer.addEventListener("change", () => this.request());
     this.head.addEventListener("change", () => this.request());
     this.chips = el("div", { class: "v-achips", role: "group", "aria-label": "positions: pick the one whose attention is shown" });
-    this.heat = el("canvas", { class: "v-heat", role: "img" });
+    this.heat = el("canvas", { class: "v-heat", role: "img", "aria-label": "attention heatmap (not drawn yet)" });
     this.heatNote = el("p", { class: "v-hint" });
     this.numbers = new NumbersTable(AttentionView.title);
     this.frame.body.append(

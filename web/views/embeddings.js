@@ -20,7 +20,7 @@ export class EmbeddingsView {
     this.asker = new Asker(client, (m) => this.draw(m), (m) => this.frame.showError(m));
     this.picker = el("div", { class: "v-achips", role: "group", "aria-label": "the token whose neighbours are shown" });
     this.list = el("ol", { class: "v-nlist", "aria-hidden": "true" });
-    this.map = svg("svg", { class: "v-map", viewBox: `0 0 ${W} ${H}`, role: "img" });
+    this.map = svg("svg", { class: "v-map", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "map of tokens (not drawn yet)" });
     this.mapNote = el("p", { class: "v-hint" });
     this.numbers = new NumbersTable(EmbeddingsView.title);
     this.mapNumbers = new NumbersTable(`${EmbeddingsView.title}: the map`);
