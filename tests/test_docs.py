@@ -446,3 +446,26 @@ def test_an_example_prompt_clicked_in_the_static_view(site, browser):
     assert page.evaluate(f"document.querySelector({json.dumps(nxt)}).shadowRoot.querySelector('textarea').value") \
         == example
     page.close()
+
+
+def test_sphinx_models_from_another_folder(tmp_path):
+    """gpt2web_weights (relative to conf.py) and :model:: the model is rendered and copied."""
+    import shutil
+
+    src = tmp_path / "src"
+    (src / "models").mkdir(parents=True)
+    shutil.copy2(REPO / "weights" / "gpt2.tiktoken", src / "models" / "gpt2.tiktoken")
+    shutil.copytree(REPO / "weights" / "demo", src / "models" / "other")
+    (src / "conf.py").write_text('extensions = ["gpt2web.sphinx"]\ngpt2web_weights = "models"\n'
+                                 'exclude_patterns = ["models"]\n')
+    (src / "index.rst").write_text("T\n=\n\n.. gpt2-widget::\n   :mode: next\n   :model: other\n"
+                                   "   :prompt: And God said\n")
+    out = tmp_path / "html"
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(src), str(out)],
+                          capture_output=True, text=True, timeout=600, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assets = out / "_static" / "gpt2web"
+    assert (assets / "weights" / "other" / "manifest.json").is_file()
+    assert (assets / "weights" / "gpt2.tiktoken").is_file()
+    assert not (assets / "weights" / "demo").exists()
+    assert 'model="other"' in (out / "index.html").read_text()

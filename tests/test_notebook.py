@@ -189,7 +189,9 @@ def test_in_jupyterlab(browser, engine, tmp_path):
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
     lab = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}",
                             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-                            f"--ServerApp.root_dir={tmp_path}", "--ServerApp.port_retries=0", "--allow-root"],
+                            f"--ServerApp.root_dir={tmp_path}", "--ServerApp.port_retries=0", "--allow-root",
+                            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+                            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     page = None
     try:
@@ -206,12 +208,20 @@ def test_in_jupyterlab(browser, engine, tmp_path):
         page.on("request", lambda r: requests.append(r.url))
         page.goto(f"{base}/lab/tree/lesson.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-Toolbar-kernelStatus, .jp-KernelStatus", timeout=120_000)
-        page.click(".jp-Notebook .jp-Cell .cm-content")
-        page.keyboard.press("Shift+Enter")
-        page.wait_for_function("""() => document.querySelector("gpt2-widget")?.shadowRoot
-            ?.querySelectorAll(".bars .cand").length === 5""", timeout=180_000)
+        # Run the cell once the notebook's kernel is up (JupyterLab's own command).
+        page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=120_000)
+        page.evaluate("""async () => {
+            const nb = window.jupyterapp.shell.currentWidget;
+            await nb.sessionContext.ready;
+            await window.jupyterapp.commands.execute("notebook:run-all-cells");
+        }""")
+        try:
+            page.wait_for_function("""() => document.querySelector("gpt2-widget")?.shadowRoot
+                ?.querySelectorAll(".bars .cand").length === 5""", timeout=180_000)
+        except Exception:
+            (REPO / "test-artifacts").mkdir(exist_ok=True)
+            page.screenshot(path=str(REPO / "test-artifacts" / "jupyterlab.png"))
+            raise
         rows = page.evaluate("""() => [...document.querySelector("gpt2-widget").shadowRoot
             .querySelectorAll(".bars .cand")].map((r) => [Number(r.dataset.id), Number(r.querySelector("meter").value)])""")
         assert rows == [[t["id"], t["prob"]] for t in engine.next_tokens(PROMPT, top=5)]

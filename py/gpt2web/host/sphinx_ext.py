@@ -14,7 +14,8 @@ copied once into ``_static/gpt2web/`` and the site is complete and static.
 conf.py options:
   ``gpt2web_base_url``  load the widget from a hosted copy instead (a URL ending in ``/``
                         where ``widget.js`` is served); nothing but the stylesheet is copied;
-  ``gpt2web_weights``   the folder holding the models (default: the package's ``weights/``).
+  ``gpt2web_weights``   the folder holding the models, relative to conf.py (default: the
+                        package's ``weights/``).
 """
 
 from __future__ import annotations
@@ -42,13 +43,19 @@ class Gpt2WidgetDirective(Directive):
         serial = env.new_serialno("gpt2-widget")
         uid = f"gpt2-{env.docname.replace('/', '-')}-{serial}"
         try:
-            markup = render_widget(attrs, weights=env.config.gpt2web_weights, uid=uid)
+            markup = render_widget(attrs, weights=_weights(env.app), uid=uid)
         except RenderError as e:
             raise self.error(f"gpt2-widget: {e}") from None
         if not hasattr(env, "gpt2web_pages"):
             env.gpt2web_pages = {}
         env.gpt2web_pages.setdefault(env.docname, set()).add(attrs.get("model") or "demo")
         return [nodes.raw("", markup, format="html")]
+
+
+def _weights(app):
+    """gpt2web_weights, relative to the folder of conf.py."""
+    w = app.config.gpt2web_weights
+    return Path(app.confdir) / w if w else None
 
 
 def _purge(app, env, docname):
@@ -89,7 +96,7 @@ def _finished(app, exc):
         try:
             from sphinx.util import logging
 
-            publish(dest, models, weights=app.config.gpt2web_weights, log=logging.getLogger(__name__).info)
+            publish(dest, models, weights=_weights(app), log=logging.getLogger(__name__).info)
         except (OSError, RenderError) as e:
             from sphinx.errors import ExtensionError
 
