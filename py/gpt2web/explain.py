@@ -140,23 +140,31 @@ def _row_norms(model) -> np.ndarray:
     return got
 
 
-def cosines(model, token_id: int) -> np.ndarray:
-    """Cosine similarity of wte[token_id] with every row of wte, [n_vocab] float64."""
-    check_index("the token id", token_id, model.config.n_vocab, "tokens")
+def cosines(model, token_ids) -> np.ndarray:
+    """Cosine similarity of the rows token_ids of wte with every row of wte, [k, n_vocab]
+    float64: one product of k rows with the whole table (the LM head's product)."""
+    for t in token_ids:
+        check_index("the token id", t, model.config.n_vocab, "tokens")
     wte = model.p["wte"]
-    row = embed(wte, np.asarray([token_id], dtype=np.int64)).astype(np.float32)  # [1, C]
-    dots = matmul_t(row, wte)[0].astype(np.float64)  # [n_vocab]: the LM head's product
+    ids = np.asarray(token_ids, dtype=np.int64)
+    rows = embed(wte, ids).astype(np.float32)  # [k, C]
+    dots = matmul_t(rows, wte).astype(np.float64)  # [k, n_vocab]
     norms = _row_norms(model)
-    denom = norms * norms[token_id]
+    denom = norms[None, :] * norms[ids][:, None]
     return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
 
 
 def neighbors(model, token_id: int, top: int) -> list[tuple[int, float]]:
     """The `top` tokens whose embedding rows point most nearly the same way, the token left out."""
-    cos = cosines(model, token_id)
-    cos[token_id] = -np.inf
-    order = ranked(cos, top)
-    return [(int(i), float(cos[i])) for i in order]
+    return neighbors_many(model, [token_id], top)[0]
+
+
+def neighbors_many(model, token_ids, top: int) -> list[list[tuple[int, float]]]:
+    out = []
+    for t, cos in zip(token_ids, cosines(model, list(token_ids))):
+        cos[t] = -np.inf
+        out.append([(int(i), float(cos[i])) for i in ranked(cos, top)])
+    return out
 
 
 def embedding_map(model, token_ids, per_token: int = 5) -> dict:
@@ -171,8 +179,9 @@ def embedding_map(model, token_ids, per_token: int = 5) -> dict:
         if t not in seen:
             seen[t] = len(points)
             points.append({"id": t, "of": None, "cosine": 1.0})
-    for t in list(seen):
-        for n, cos in neighbors(model, t, per_token):
+    near = neighbors_many(model, list(seen), per_token) if per_token else [[] for _ in seen]
+    for t, found in zip(list(seen), near):
+        for n, cos in found:
             if n not in seen:
                 seen[n] = len(points)
                 points.append({"id": n, "of": t, "cosine": cos})
@@ -255,7 +264,7 @@ def sampling_view(logits: np.ndarray, params: SamplingParams, top: int = 30, sam
         sampler = Sampler(params)
         counts: dict[int, int] = {}
         for _ in range(samples):
-            i = sampler.draw(ids, probs)
+            i = sampler.draw(ids, probs, raw)  # as a generation draws
             counts[i] = counts.get(i, 0) + 1
         out["samples"] = samples
         out["counts"] = sorted(([int(i), c] for i, c in counts.items()), key=lambda ic: (-ic[1], ic[0]))
