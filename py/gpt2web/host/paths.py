@@ -66,11 +66,16 @@ def ensure_engine_wheel() -> Path:
 
 
 def ensure_web_runtime(quiet: bool = True) -> Path:
-    """The verified Pyodide runtime folder, fetched into the cache on first use."""
+    """The verified Pyodide runtime folder, fetched into the cache on first use (what it does
+    is told on stderr: stdout stays the command's own, e.g. serve's "Serving ... at" line)."""
+    import contextlib
+    import sys
+
     from .runtime import RuntimeSetupError, ensure_runtime
 
     dest = runtime_dir()
     try:
-        return ensure_runtime(dest, cache=dest if installed() else None, quiet=quiet)
+        with contextlib.redirect_stdout(sys.stderr):
+            return ensure_runtime(dest, cache=dest if installed() else None, quiet=quiet)
     except RuntimeSetupError as e:
         raise OSError(f"the Pyodide runtime could not be set up in {dest}: {e}") from None
