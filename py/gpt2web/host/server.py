@@ -259,11 +259,14 @@ class HeadersMiddleware:
 
 
 def create_app(root: Path | str, isolate: bool = False,
-               weights_dir: Path | str | None = None) -> FastAPI:
+               weights_dir: Path | str | None = None, runtime_dir: Path | str | None = None,
+               wheels_dir: Path | str | None = None) -> FastAPI:
     """The static app for the project folder ``root`` (which holds web/ and weights/).
 
     ``weights_dir`` serves another folder at /weights/ instead of ``root/weights``
-    (e.g. models that tests build in a temp folder).
+    (e.g. models that tests build in a temp folder); ``runtime_dir`` and ``wheels_dir`` serve
+    /runtime/ and /wheels/ from other folders than ``root/web`` (an installed package keeps the
+    Pyodide runtime in the user's cache).
     """
     root = Path(root)
     web = root / "web"
@@ -310,6 +313,13 @@ def create_app(root: Path | str, isolate: bool = False,
     def weight_file(rel: str, request: Request) -> Response:
         return serve_from(weights, rel, request)
 
+    for prefix, folder in (("runtime", runtime_dir), ("wheels", wheels_dir)):
+        if folder is not None:
+            def from_folder(rel: str, request: Request, base: Path = Path(folder)) -> Response:
+                return serve_from(base, rel, request)
+
+            app.add_api_route(f"/{prefix}/{{rel:path}}", from_folder, methods=["GET", "HEAD"])
+
     @app.api_route("/{rel:path}", methods=["GET", "HEAD"])
     def web_file(rel: str, request: Request) -> Response:
         return serve_from(web, rel, request)
@@ -329,14 +339,16 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(root: Path | str, host: str = "127.0.0.1", port: int = 8000, isolate: bool = False,
-          log_level: str = "warning", weights_dir: Path | str | None = None) -> None:
+          log_level: str = "warning", weights_dir: Path | str | None = None,
+          runtime_dir: Path | str | None = None, wheels_dir: Path | str | None = None) -> None:
     """Serve ``root`` with uvicorn until interrupted. ``port=0`` picks a free port.
 
     Prints ``Serving gpt2web at http://HOST:PORT/`` with the port actually bound.
     """
     import uvicorn
 
-    app = create_app(root, isolate=isolate, weights_dir=weights_dir)
+    app = create_app(root, isolate=isolate, weights_dir=weights_dir, runtime_dir=runtime_dir,
+                     wheels_dir=wheels_dir)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
