@@ -525,6 +525,7 @@ def test_phone_layout_shows_the_bars_after_generate(browser, server):
         wait_pick(page, 1)
         page.wait_for_timeout(600)
         assert in_view(page, "#bars li.cand")
+        assert in_view(page, "#step")  # pressed again and again: it stays in reach too
         assert small_targets(page) == []
         shot(page, "phone-step", full=False)
         page.click("#tokens .chip[data-index='0']") if chips(page) else None

@@ -631,10 +631,17 @@ function onBarsKey(e) {
   buttons[Math.max(0, Math.min(buttons.length - 1, to))].focus();
 }
 
-/** On a narrow screen the candidates sit below the output: bring them into view. */
+/** On a narrow screen, bring the candidates into view after Generate or Step: with the
+ * buttons at the top when both fit (Step is pressed again and again), else the candidates. */
 function revealCandidates() {
   if (!window.matchMedia("(max-width: 60rem)").matches) return;
-  requestAnimationFrame(() => ui.candPanel.scrollIntoView({ block: "start", behavior: "smooth" }));
+  requestAnimationFrame(() => {
+    const y = (el) => el.getBoundingClientRect().top + window.scrollY;
+    const buttons = y(ui.generate.parentElement) - 8;
+    const cands = y(ui.candPanel);
+    const top = cands - buttons < window.innerHeight * 0.45 ? buttons : cands - 8;
+    window.scrollTo({ top, behavior: "smooth" });
+  });
 }
 
 // ---------------------------------------------------------------- wiring
