@@ -63,6 +63,11 @@ def test_server_answers_offline_json_for_its_web_folder(tmp_path):
     r = TestClient(create_app(tmp_path)).get("/offline.json")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-cache"
     assert r.json() == listing(tmp_path / "web")
+    # A runtime served from another folder is the one listed.
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "pyodide.mjs").write_text("export {};\n")
+    r = TestClient(create_app(tmp_path, runtime_dir=tmp_path / "cache")).get("/offline.json")
+    assert [f["path"] for f in r.json()["files"]] == ["index.html", "runtime/pyodide.mjs"]
 
 
 # ---------------------------------------------------------------- an export at a sub-path

@@ -301,7 +301,7 @@ def create_app(root: Path | str, isolate: bool = False,
     @app.api_route("/offline.json", methods=["GET", "HEAD"])
     def offline_listing(request: Request) -> Response:
         """The app's files with their sha256, for the service worker (offline.py, web/sw.js)."""
-        body = (json.dumps(listing(web)) + "\n").encode("utf-8")
+        body = (json.dumps(listing(web, {"runtime": runtime_dir, "wheels": wheels_dir})) + "\n").encode("utf-8")
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"Cache-Control": NO_CACHE, "ETag": etag}
         inm = request.headers.get("if-none-match")
