@@ -94,3 +94,21 @@ def test_server_skips_wrongly_typed_fields(tmp_path):
     (d / "manifest.json").write_text(json.dumps({"name": "m", "description": 5, "examples": ["a", 1]}))
     (entry,) = list_models(tmp_path)
     assert "description" not in entry and "examples" not in entry
+
+
+def test_cli_convert_takes_description_and_examples(tiny_checkpoint, tmp_path):
+    from gpt2web.host.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["convert", str(tiny_checkpoint), "--out", str(out), "--dtype", "fp32", "--no-report",
+                 "--description", LINE, "--example", EXAMPLES[0], "--example", EXAMPLES[1]]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert (m["description"], m["examples"]) == (LINE, EXAMPLES)
+
+
+def test_cli_convert_refuses_a_bad_description(tmp_path, capsys):
+    from gpt2web.host.cli import main
+
+    assert main(["convert", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--description", "  "]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "description must be a line of text" in err

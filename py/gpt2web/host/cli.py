@@ -185,7 +185,7 @@ def cmd_convert(args) -> None:
 
     out = args.out or str(WEIGHTS_DIR / Path(args.src.rstrip("/")).name)
     convert(args.src, out, dtype=args.dtype, group_size=args.group_size, report=not args.no_report,
-            log=lambda m: print(m, file=sys.stderr))
+            log=lambda m: print(m, file=sys.stderr), description=args.description, examples=args.example)
 
 
 def cmd_export(args) -> None:
@@ -287,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["fp32", "fp16", "int8", "float32", "float16"], default="int8")
     p.add_argument("--group-size", type=int, default=0, help="int8: scales per group of N inputs (0 = per row)")
     p.add_argument("--no-report", action="store_true", help="skip the quantization error report")
+    p.add_argument("--description", help="one line the page shows about the model (default: known for "
+                                         "OpenAI's GPT-2 checkpoints, else none)")
+    p.add_argument("--example", action="append", metavar="PROMPT",
+                   help="an example prompt the page offers (repeat it; the first is the page's start)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="write a self-contained folder for offline demos")
