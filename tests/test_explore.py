@@ -476,6 +476,12 @@ def test_widget_events_once_and_its_lang_attribute(browser, server, engine):
         assert sum(e["type"] == "gpt2-token" and e["id"] == "z1" for e in events) == 3
         page.locator("#z1").scroll_into_view_if_needed()
         shot(page, "widget-chinese", full=False)
+        # A problem clears what it makes stale, in the widget too (and says so in Chinese).
+        z.get_by_label("提示词", exact=True).fill("")
+        z.get_by_role("button", name="生成", exact=True).click()
+        assert "提示词是空的" in page.locator("#z1 .param-error").inner_text()
+        assert page.locator("#z1 .chips li").count() == 0 and page.locator("#z1 ol.bars li.cand").count() == 0
+        assert page.evaluate("() => document.getElementById('z1').state") == "error"
     finally:
         context.close()
 
