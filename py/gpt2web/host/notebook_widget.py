@@ -149,11 +149,13 @@ class Widget(anywidget.AnyWidget):
             bridge._engines[model] = engine_for(model, self.weights)
         return bridge._engines[model]
 
-    def handle(self, msg: dict) -> list[dict]:
-        """The answers to one protocol message (web/protocol.md), as the worker gives them."""
+    def handle(self, msg: dict, send=None) -> list[dict]:
+        """The answers to one protocol message (web/protocol.md), as the worker gives them;
+        ``send``, when given, gets each at once (a generation's tokens as they come)."""
         kind, rid = msg.get("type"), msg.get("id")
         out: list[dict] = []
-        post = lambda t, **f: out.append({**f, "type": t, "id": rid})  # noqa: E731
+        send = send or out.append
+        post = lambda t, **f: send({**f, "type": t, "id": rid})  # noqa: E731
         try:
             if kind == "stop":
                 if rid in self._steps:
@@ -233,5 +235,4 @@ class Widget(anywidget.AnyWidget):
                  tokens_per_s=0, prefill_ms=None)
 
     def _on_message(self, widget, content, buffers):
-        for answer in self.handle(content):
-            self.send(answer)
+        self.handle(content, send=self.send)
