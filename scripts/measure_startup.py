@@ -14,6 +14,8 @@ off-the-record context. Off the record, Chromium keeps no code cache, so every v
 Pyodide's JavaScript and WebAssembly anew and Python runs slower for its first second; a real
 reader's repeat visit is the persistent kind (V8 caches code after the first visit for
 WebAssembly, after the second for JavaScript).
+--service-worker: the page registers its service worker (offline use) and the first visit waits
+until the app is kept: later visits are served by it, as a reader's are.
 --compare serves another checkout (a folder holding web/, with its runtime and wheels built)
 from a second server and measures both in turn within each run ("A" = this checkout, "B" =
 the other), so that a before/after comparison sees the same machine load.
@@ -91,7 +93,10 @@ def main():
     ap.add_argument("--visits", default="first,repeat")
     ap.add_argument("--persistent", action="store_true")
     ap.add_argument("--compare", type=Path, default=None)
+    ap.add_argument("--service-worker", action="store_true",
+                    help="let the page register its service worker (sw.js): later visits are served by it")
     args = ap.parse_args()
+    sw = "allow" if args.service_worker else "block"
     paths, visits = args.paths.split(","), args.visits.split(",")
     all_visits = ["first", "repeat", "third"][:max(["first", "repeat", "third"].index(v) for v in visits) + 1]
     servers = [("A", *serve(args.weights))]
@@ -111,9 +116,9 @@ def main():
                             profile = tempfile.mkdtemp(prefix="gpt2web-profile-")
                             ctx = pw.chromium.launch_persistent_context(
                                 profile, executable_path=chromium.CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                                service_workers="block")
+                                service_workers=sw)
                         else:
-                            ctx = browser.new_context(service_workers="block")
+                            ctx = browser.new_context(service_workers=sw)
                         ctx.add_init_script(INIT)
                         if path == "plain":
                             ctx.route("**/runtime/snapshot.json", lambda r: r.fulfill(status=404, body="no"))
@@ -122,6 +127,9 @@ def main():
                             assert ready["type"] == "ready", ready
                             assert ready["boot"] == path, ready["boot_info"]
                             ms = ready["boot_info"]["ms"]
+                            if args.service_worker and v == all_visits[0]:  # until the app is kept
+                                page.wait_for_selector("#offline[data-app=kept]", state="attached",
+                                                       timeout=180_000)
                             rec = dict(boot_total=ms["total"], interpreter=ms["interpreter"],
                                        fcp=t.get("first-contentful-paint"), dcl=t["dcl"], bars=t["bars"],
                                        **{f"ms_{k}": v for k, v in ms.items()})

@@ -24,13 +24,16 @@ function unavailable() {
   return null;
 }
 
+// States of the page's #status once a model has loaded (a Generate pressed early skips "ready").
+const LOADED = new Set(["ready", "done", "stopped"]);
+
 /** Resolves when the page (#status) or a widget (gpt2-ready) has a model ready. */
 function modelReady() {
   return new Promise((resolve) => {
     document.addEventListener("gpt2-ready", resolve, { once: true });
     const status = document.getElementById("status");
     if (!status) return;
-    const check = () => status.dataset.state === "ready" && resolve();
+    const check = () => LOADED.has(status.dataset.state) && resolve();
     new MutationObserver(check).observe(status, { attributes: true, attributeFilter: ["data-state"] });
     check();
   });
@@ -186,7 +189,7 @@ if (!unsupported) {
   document.addEventListener("gpt2-ready", () => control?.refresh());
   if (box) {
     const status = document.getElementById("status");
-    if (status) new MutationObserver(() => status.dataset.state === "ready" && control?.refresh())
+    if (status) new MutationObserver(() => LOADED.has(status.dataset.state) && control?.refresh())
       .observe(status, { attributes: true, attributeFilter: ["data-state"] });
   }
 }
