@@ -25,6 +25,7 @@ out, using `sampling.sampling_distribution` itself.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -214,6 +215,9 @@ def pca2(rows: np.ndarray) -> tuple[np.ndarray, list[float]]:
 # --------------------------------------------------------------------------- sampling
 
 
+# Draw exactly as Generation.step does (a sampler that also takes the step's logits gets them).
+_DRAW_TAKES_LOGITS = "logits" in inspect.signature(Sampler.draw).parameters
+
 ORDER = ("divide the logits by the temperature", "keep the top-k tokens",
          "keep the smallest set whose probability reaches top-p", "rescale what is kept to sum to 1",
          "draw one token")
@@ -264,7 +268,8 @@ def sampling_view(logits: np.ndarray, params: SamplingParams, top: int = 30, sam
         sampler = Sampler(params)
         counts: dict[int, int] = {}
         for _ in range(samples):
-            i = sampler.draw(ids, probs, raw)  # as a generation draws
+            # as a generation draws
+            i = sampler.draw(ids, probs, raw) if _DRAW_TAKES_LOGITS else sampler.draw(ids, probs)
             counts[i] = counts.get(i, 0) + 1
         out["samples"] = samples
         out["counts"] = sorted(([int(i), c] for i, c in counts.items()), key=lambda ic: (-ic[1], ic[0]))
