@@ -305,6 +305,8 @@ def test_a_copied_link_rebuilds_the_same_tokens_in_a_fresh_browser(desk, browser
         wait_chips(other, len(ids))
         wait_pick(other, len(ids) + 1)
         assert chips(other) == ids
+        other.wait_for_function("() => document.querySelector('#status').dataset.state === 'done'")
+        assert other.inner_text("#status").startswith(f"Rebuilt from the link: {len(ids)} tokens")
         assert other.input_value("#prompt") == PROMPT
         assert other.input_value("#seed") == str(SETTINGS["seed"])
         assert other.input_value("#temperature") == str(SETTINGS["temperature"])

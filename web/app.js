@@ -358,7 +358,12 @@ function afterAnswer(r) {
   showCurrent();
   updateButtons();
   drawBranches();
-  if (!busy()) saveLink(r);
+  if (busy()) return;
+  saveLink(r);
+  if (r.fromLink && !r.rebuilt && !r.ended) {  // a link's text is back: say so, once
+    r.rebuilt = true;
+    setStatus("done", t("status.rebuilt", { n: r.tree.current.steps.length }));
+  }
 }
 
 function branchText(b) {
