@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +42,13 @@ def randomize_every_tensor(model, seed: int) -> None:
                 p.copy_(0.1 * r)
 
 
-def build_hf_checkpoint(path: Path, seed: int = 0, every_tensor_random: bool = False, **shape) -> Path:
+def build_hf_checkpoint(path: Path, seed: int = 0, every_tensor_random: bool = True, **shape) -> Path:
     """A random GPT-2 (real 50,257-token vocabulary) saved as a Hugging Face folder.
 
-    `shape` may hold any GPT2Config field. With `every_tensor_random`, every tensor is drawn
-    at random (`randomize_every_tensor`), not just what default initialisation randomizes."""
+    `shape` may hold any GPT2Config field. Every tensor is drawn at random
+    (`randomize_every_tensor`): with default initialisation every bias is 0 and every
+    layer-norm gain 1, so a parity test could not see a dropped bias or a gain and bias
+    swapped (`every_tensor_random=False` gives that initialisation)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -56,6 +59,37 @@ def build_hf_checkpoint(path: Path, seed: int = 0, every_tensor_random: bool = F
     model.eval()
     model.save_pretrained(path, safe_serialization=True)
     return path
+
+
+def torch_model_from(model):
+    """A transformers GPT2LMHeadModel holding a gpt2web model's float32 weights (int8 ones as
+    the engine dequantizes them): PyTorch's forward pass over the same numbers, the reference
+    for models that exist only as gpt2web shards (the shipped demo)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    c, p = model.config, model.p
+    hf = GPT2LMHeadModel(GPT2Config(
+        vocab_size=c.n_vocab, n_positions=c.n_ctx, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
+        n_inner=c.d_mlp, activation_function=c.activation, layer_norm_epsilon=c.layer_norm_epsilon,
+        scale_attn_weights=c.scale_attn_weights, scale_attn_by_inverse_layer_idx=c.scale_attn_by_inverse_layer_idx))
+    f32 = lambda name: torch.from_numpy(np.array(  # noqa: E731
+        p[name].dequantize() if hasattr(p[name], "dequantize") else p[name], dtype=np.float32))
+    state = {"transformer.wte.weight": f32("wte"), "transformer.wpe.weight": f32("wpe"),
+             "transformer.ln_f.weight": f32("ln_f.g"), "transformer.ln_f.bias": f32("ln_f.b")}
+    for i in range(c.n_layer):
+        for ours, theirs in (("ln_1.g", "ln_1.weight"), ("ln_1.b", "ln_1.bias"), ("ln_2.g", "ln_2.weight"),
+                             ("ln_2.b", "ln_2.bias"), ("attn.c_attn.b", "attn.c_attn.bias"),
+                             ("attn.c_proj.b", "attn.c_proj.bias"), ("mlp.c_fc.b", "mlp.c_fc.bias"),
+                             ("mlp.c_proj.b", "mlp.c_proj.bias")):
+            state[f"transformer.h.{i}.{theirs}"] = f32(f"h.{i}.{ours}")
+        for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):  # Conv1D: [in, out]
+            state[f"transformer.h.{i}.{m}.weight"] = f32(f"h.{i}.{m}.w").T.contiguous()
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    assert not unexpected and all(k == "lm_head.weight" or k.endswith(".attn.bias") for k in missing), missing
+    hf.tie_weights()
+    hf.eval()
+    return hf
 
 
 @pytest.fixture(scope="session")

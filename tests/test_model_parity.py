@@ -55,6 +55,28 @@ def test_full_shape_logits_match_pytorch(full_shape_checkpoint):
                      torch_logits(full_shape_checkpoint, ids))
 
 
+@pytest.mark.parametrize("mutation", ["drop every bias", "swap each layer norm's gain and bias",
+                                      "ln_2 with ln_1's gain and bias"])
+def test_the_parity_checkpoint_sees_a_broken_model(tiny_checkpoint, mutation):
+    """Every tensor of the checkpoint is random (default initialisation has biases 0 and gains 1,
+    which these mutations leave exactly unchanged): a model missing one of them misses PyTorch
+    by far more than the parity tolerance."""
+    cfg, tensors = load_hf_checkpoint(tiny_checkpoint)
+    broken = dict(tensors)
+    for name in tensors:
+        if mutation == "drop every bias" and name.endswith(".b") and (".attn." in name or ".mlp." in name):
+            broken[name] = np.zeros_like(tensors[name])
+        elif mutation.startswith("swap") and name.endswith(".g"):
+            broken[name], broken[name[:-1] + "b"] = tensors[name[:-1] + "b"], tensors[name]
+        elif mutation.startswith("ln_2") and ".ln_2." in name:
+            broken[name] = tensors[name.replace(".ln_2.", ".ln_1.")]
+    ids = prompt_ids(17)
+    ref = torch_logits(tiny_checkpoint, ids)
+    model = GPT2(cfg, broken)
+    err = np.abs(model.forward(ids, model.new_cache(), all_logits=True) - ref).max()
+    assert err > 100 * 1e-4 * np.abs(ref).max(), f"{mutation}: error {err:.3g} is within the tolerance"
+
+
 def test_cached_decoding_equals_full_recomputation(tiny_checkpoint):
     cfg, tensors = load_hf_checkpoint(tiny_checkpoint)
     model = GPT2(cfg, tensors)

@@ -360,3 +360,53 @@ def test_the_pinned_vocabulary_parses_the_same_without_checks():
     data = RANKS_PATH.read_bytes()
     assert hashlib.sha256(data).hexdigest() == tokmod.GPT2_TIKTOKEN_SHA256
     assert tokmod._parse_known_ranks(data) == tokmod._parse_ranks(data, "gpt2.tiktoken")
+
+
+# -- the corpus under Pyodide ------------------------------------------------------------
+
+PYODIDE_CORPUS = r"""
+const fs = await import("node:fs");
+const { pathToFileURL } = await import("node:url");
+const [runtime, tokenizerPy, ranksPath, corpusPath] = process.argv.slice(1);
+const { loadPyodide } = await import(pathToFileURL(runtime + "/pyodide.mjs"));
+const pyodide = await loadPyodide({ indexURL: runtime + "/" });
+pyodide.FS.mkdirTree("/lib/gpt2web");
+pyodide.FS.writeFile("/lib/gpt2web/__init__.py", "");
+pyodide.FS.writeFile("/lib/gpt2web/tokenizer.py", fs.readFileSync(tokenizerPy));
+pyodide.FS.writeFile("/lib/gpt2.tiktoken", fs.readFileSync(ranksPath));
+pyodide.FS.writeFile("/lib/corpus.json", fs.readFileSync(corpusPath));
+const out = await pyodide.runPythonAsync(`
+import json, sys
+sys.path.insert(0, "/lib")
+from gpt2web.tokenizer import Tokenizer
+tok = Tokenizer.from_file("/lib/gpt2.tiktoken")
+failures = []
+cases = json.load(open("/lib/corpus.json", encoding="utf-8"))["cases"]
+for case in cases:
+    got = tok.encode(case["text"])
+    if got != case["ids"] or tok.decode(case["ids"]) != case["text"]:
+        failures.append(case["name"])
+json.dumps({"python": sys.version.split()[0], "platform": sys.platform, "cases": len(cases),
+            "failures": failures})
+`);
+console.log(out);
+"""
+
+
+def test_corpus_under_pyodide():
+    """The same corpus through the tokenizer as the browser runs it: Pyodide's CPython (in
+    Node, which runs the same WebAssembly interpreter as the page, in a few seconds)."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    runtime = Path(__file__).resolve().parents[1] / "web" / "runtime"
+    if node is None or not (runtime / "pyodide.mjs").is_file():
+        pytest.skip("needs Node and the Pyodide runtime (python3 scripts/setup_runtime.py)")
+    out = subprocess.run([node, "--input-type=module", "-e", PYODIDE_CORPUS, str(runtime),
+                          str(Path(tokmod.__file__)), str(RANKS_PATH), str(CORPUS_PATH)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["platform"] == "emscripten" and result["cases"] == len(load_corpus())
+    assert result["failures"] == [], result

@@ -36,7 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 BOOT_TIMEOUT = 120_000  # ms: Pyodide + model on a busy 2-core machine
-TOL = 1e-5
+# Page vs CPython, relative: probabilities agree to float32 rounding of the logits (measured
+# ~1e-6 relative; int8 kernels vs BLAS included). An absolute 1e-5 said nothing about the
+# small probabilities a flat model shows. FLOOR only lets an exact 0 (a share cut off) be 0.
+REL, FLOOR = 2e-5, 1e-12
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -159,10 +162,10 @@ def assert_bars_match(shown, expected, *, chosen=True, share=True):
     assert [b["id"] for b in shown] == [c["id"] for c in expected]
     for b, c in zip(shown, expected):
         assert (b["min"], b["max"]) == (0, 1)
-        assert b["prob"] == pytest.approx(c["prob"], abs=TOL), c
+        assert b["prob"] == pytest.approx(c["prob"], rel=REL, abs=FLOOR), c
         assert b["name"] == c["token"] == b["label"]  # the meter's accessible name is the token
         if share:
-            assert b["share"] == pytest.approx(c["sample_prob"], abs=TOL), c
+            assert b["share"] == pytest.approx(c["sample_prob"], rel=REL, abs=FLOOR), c
         if chosen:
             assert b["chosen"] == c["chosen"]
 

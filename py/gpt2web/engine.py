@@ -259,7 +259,7 @@ class Generation:
         logits = self._advance()
         ids, probs = sampling_distribution(logits, self.sampler.params)
         if forced_id is None:
-            chosen = self.sampler.draw(ids, probs)
+            chosen = self.sampler.draw(ids, probs, logits)
         else:
             if isinstance(forced_id, bool) or not isinstance(forced_id, int) or not 0 <= forced_id < logits.shape[0]:
                 raise PromptError(f"token id {forced_id!r} is not in the vocabulary")

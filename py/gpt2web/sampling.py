@@ -171,17 +171,32 @@ class Sampler:
             self.params.seed = random.SystemRandom().randrange(2**31)
         self.rng = random.Random(self.params.seed)
 
-    def draw(self, ids: np.ndarray, probs: np.ndarray) -> int:
-        """One uniform draw, mapped to a token through the cumulative distribution.
+    def draw(self, ids: np.ndarray, probs: np.ndarray, logits: np.ndarray | None = None) -> int:
+        """One token from the sampling distribution `ids, probs`, from uniform draws of the seeded
+        generator mapped through a cumulative distribution.
 
         The cumulative sum runs in token-id order, not in order of probability: two engines
         whose logits differ in the last bits (BLAS vs WebAssembly kernels) may rank two
         near-equal tokens differently, and a probability order would then move every later
         boundary by a whole token's mass; in id order a boundary moves only by the rounding
         difference, so the same seed picks the same token in CPython and in the browser.
+
+        With `logits` (the step's logits, as sampling_distribution was given them) and a top-k or
+        top-p cut, the draw stays in step even where two engines cut differently, at a
+        near-tie: u picks a token from the distribution *before* the cuts (temperature only,
+        every token, in id order), and a token the cuts left out means another draw, until one
+        is kept. The first u is the seeded stream's next number, as without cuts; draws again
+        come from a stream seeded by that u, so every step takes one number from the seeded
+        stream. The kept tokens' chances are those of `probs` (the cuts only remove tokens, the
+        rest keep their ratios), and the boundaries do not depend on what the cuts keep: two
+        engines that disagree about one token at the cut pick differently only when a draw
+        lands on that token (about its share of the mass), not whenever it falls anywhere
+        between the two tokens' ids, as a cumulative sum over the kept tokens would.
         """
         if len(ids) == 1:
             return int(ids[0])
+        if logits is not None and ids.shape[0] < np.shape(logits)[0]:
+            return self._draw_through_cuts(ids, probs, np.asarray(logits))
         u = self.rng.random()
         if ids.shape[0] == int(ids.max()) + 1:
             # Every token (no top-k/top-p limit): ids is a permutation of 0..n-1, whose id order
@@ -193,10 +208,79 @@ class Sampler:
         i = int(np.searchsorted(np.cumsum(probs[order]), u * probs.sum(), side="right"))
         return int(ids[order[min(i, len(ids) - 1)]])
 
+    MAX_DRAWS = 1 << 16  # then the cut leaves so little mass (< ~1e-4) that one draw over it decides
+
+    def _draw_through_cuts(self, ids: np.ndarray, probs: np.ndarray, logits: np.ndarray) -> int:
+        # Every token's chance before the cuts, in id order. Tokens more than 30 (x temperature)
+        # below the top logit are left out: each has less than e^-30 = 1e-13 of the top token's
+        # chance, far below the rounding of the sums (a real model puts many of its 50,257
+        # tokens down there; a small or untrained one few).
+        z = np.array(logits, dtype=np.float64)
+        z -= z.max()
+        if self.params.temperature != 1.0:
+            z /= self.params.temperature
+        near = np.flatnonzero(z > -30.0)  # in id order
+        table = _IdOrderTable(np.exp(z, out=z) if near.shape[0] == z.shape[0] else np.exp(z[near]))
+        cut = np.ones(z.shape[0], dtype=bool)
+        cut[ids] = False
+        kept = ~cut[near]
+        u = self.rng.random()  # one number from the seeded stream per step, cuts or not
+        hit = int(table.find(np.array([u]))[0])
+        if kept[hit]:
+            return int(near[hit])
+        # Landed on a token the cuts left out: draw again, from a stream of this step's own
+        # (seeded by u), so that the seeded stream moves on by one number per step whatever
+        # happens here. Rounds of 1, 2, 4, ... 1024 draws (the first kept one wins): few rounds
+        # even when the cuts keep a small part of the mass (1 / that part draws expected).
+        again = random.Random(int(u * 2**53))  # u = k / 2^53 exactly
+        drawn, n = 0, 1
+        while drawn < self.MAX_DRAWS:
+            hits = table.find(np.array([again.random() for _ in range(n)]))
+            ok = np.flatnonzero(kept[hits])
+            if ok.size:
+                return int(near[hits[ok[0]]])
+            drawn += n
+            n = min(2 * n, 1024)
+        order = np.argsort(ids, kind="stable")  # practically never: one draw over the kept tokens
+        i = int(np.searchsorted(np.cumsum(probs[order]), again.random() * probs.sum(), side="right"))
+        return int(ids[order[min(i, len(ids) - 1)]])
+
     def choose(self, logits: np.ndarray, n_candidates: int = 10) -> Choice:
         ids, probs = sampling_distribution(logits, self.params)
-        chosen = self.draw(ids, probs)
+        chosen = self.draw(ids, probs, logits)
         return describe(logits, chosen, ids, probs, n_candidates)
+
+
+class _IdOrderTable:
+    """Where draws u in [0, 1) land in weights w laid end to end in id order: token i for
+    u * sum(w) in [w_0 + ... + w_{i-1}, w_0 + ... + w_i). Sums per block of 256 ids and a running
+    sum inside only the blocks hit (a running sum over all 50,257 weights costs more than the
+    exp before it)."""
+
+    B = 256
+
+    def __init__(self, w: np.ndarray):
+        self.n = w.shape[0]
+        rows = -(-self.n // self.B)
+        self.w = np.zeros(rows * self.B)
+        self.w[:self.n] = w
+        self.w = self.w.reshape(rows, self.B)
+        self.ends = np.cumsum(self.w.sum(axis=1))  # the running total at each block's end
+        self._cum = None
+
+    def find(self, us: np.ndarray) -> np.ndarray:
+        targets = us * self.ends[-1]
+        if us.shape[0] > 8:  # many draws: one running sum over everything
+            if self._cum is None:
+                self._cum = np.cumsum(self.w.reshape(-1))
+            return np.minimum(np.searchsorted(self._cum, targets, side="right"), self.n - 1)
+        out = []
+        for t in targets.tolist():
+            r = min(int(np.searchsorted(self.ends, t, side="right")), self.ends.shape[0] - 1)
+            before = float(self.ends[r - 1]) if r else 0.0
+            col = int(np.searchsorted(np.cumsum(self.w[r]), t - before, side="right"))
+            out.append(min(r * self.B + min(col, self.B - 1), self.n - 1))
+        return np.array(out, dtype=np.int64)
 
 
 def describe(logits: np.ndarray, chosen: int, ids: np.ndarray, probs: np.ndarray,
