@@ -280,24 +280,28 @@ def cpu_name() -> str:
     return "unknown"
 
 
-def export(model, vocab, meta, step, log, wall, args) -> None:
-    """Expand the compact rows to GPT-2's 50,257, save a float32 checkpoint, convert to int8."""
+def expand_state_dict(sd: dict, vocab: np.ndarray, n_vocab: int = 50257) -> dict:
+    """The compact model's weights as a full model's: token vocab[i] gets compact row i, every
+    other token the shared last row. The full model's softmax then equals the compact loss's."""
     import torch
-    from transformers import GPT2LMHeadModel
 
-    full = make_model(50257, args)
-    sd = {k: v for k, v in model.state_dict().items()}
+    sd = dict(sd)
     wte = sd["transformer.wte.weight"]
-    big = wte[-1].repeat(50257, 1).clone()
-    big[torch.from_numpy(vocab)] = wte[:-1]
+    big = wte[-1].repeat(n_vocab, 1).clone()
+    big[torch.from_numpy(np.asarray(vocab, dtype=np.int64))] = wte[:-1]
     sd["transformer.wte.weight"] = big
     sd["lm_head.weight"] = big
-    full.load_state_dict(sd)
+    return sd
+
+
+def export(model, vocab, meta, step, log, wall, args) -> None:
+    """Expand the compact rows to GPT-2's 50,257, save a float32 checkpoint, convert to int8."""
+    full = make_model(50257, args)
+    full.load_state_dict(expand_state_dict(model.state_dict(), vocab))
     work = STATE / f"{args.run}-checkpoint"
     full.save_pretrained(work, safe_serialization=True)
-    record = {**meta, "steps_done": step, "tokens_seen": step * args.batch * (args.ctx - 1),
+    record = {**meta, "run": args.run, "steps_done": step, "tokens_seen": step * args.batch * (args.ctx - 1),
               "wall_hours": round(wall / 3600, 3), "log": log}
-    (DEMO.parent / ".demo-training.json").unlink(missing_ok=True)
     from gpt2web.host.convert import convert
 
     convert(str(work), DEMO, dtype=args.dtype, name="demo", description=DESCRIPTION, examples=EXAMPLES)
@@ -306,7 +310,6 @@ def export(model, vocab, meta, step, log, wall, args) -> None:
             old.unlink()
     (DEMO / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {DEMO}; float32 checkpoint in {work}", flush=True)
-    _ = GPT2LMHeadModel
 
 
 def main() -> None:
