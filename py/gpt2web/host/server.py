@@ -288,9 +288,8 @@ def create_app(root: Path | str, isolate: bool = False,
     def index(request: Request) -> Response:
         return serve_from(web, "index.html", request)
 
-    @app.api_route("/models.json", methods=["GET", "HEAD"])
-    def models(request: Request) -> Response:
-        body = (json.dumps({"models": list_models(weights)}, indent=2) + "\n").encode("utf-8")
+    def fresh_json(request: Request, body: bytes) -> Response:
+        """A listing computed per request: never cached without asking, 304 when unchanged."""
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"Cache-Control": NO_CACHE, "ETag": etag}
         inm = request.headers.get("if-none-match")
@@ -298,16 +297,15 @@ def create_app(root: Path | str, isolate: bool = False,
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
 
+    @app.api_route("/models.json", methods=["GET", "HEAD"])
+    def models(request: Request) -> Response:
+        return fresh_json(request, (json.dumps({"models": list_models(weights)}, indent=2) + "\n").encode("utf-8"))
+
     @app.api_route("/offline.json", methods=["GET", "HEAD"])
     def offline_listing(request: Request) -> Response:
         """The app's files with their sha256, for the service worker (offline.py, web/sw.js)."""
         body = (json.dumps(listing(web, {"runtime": runtime_dir, "wheels": wheels_dir})) + "\n").encode("utf-8")
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = {"Cache-Control": NO_CACHE, "ETag": etag}
-        inm = request.headers.get("if-none-match")
-        if inm is not None and _etag_matches(inm, etag):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
+        return fresh_json(request, body)
 
     @app.api_route("/weights/{rel:path}", methods=["GET", "HEAD"])
     def weight_file(rel: str, request: Request) -> Response:
