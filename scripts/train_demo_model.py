@@ -9,9 +9,10 @@ The model has GPT-2's architecture and GPT-2's real tokenizer (50,257 tokens), s
 page shows about it is what it would show about GPT-2, only smaller.
 
 Where the time goes: at this width the tied 50,257-row output layer is most of a training step.
-Tokens that never occur in the training text need no row of their own while training: they
-share one row, `other`, whose logit counts once per token it stands for (log n_other is added),
-so the loss is exactly the full 50,257-way softmax of a model whose unseen rows are all equal.
+Tokens that occur fewer than --min-count times in the training text need no row of their own
+while training: they share one row, `other`, whose logit counts once per token it stands for
+(log n_other is added), so the loss is exactly the full 50,257-way softmax of a model whose rows
+for those tokens are all equal.
 At the end the compact rows are expanded back to the full vocabulary, which gives the same
 probabilities; the converter then writes int8 shards, as it does for real GPT-2.
 
@@ -19,6 +20,7 @@ Training resumes from its last checkpoint, kept outside git (~/.cache/gpt2web/de
 so it can run in the background over several sessions. Deterministic given --seed.
 
     python3 scripts/train_demo_model.py                # train (or resume), then convert
+    python3 scripts/train_demo_model.py --steps N      # a longer or shorter run (moves the decay)
     python3 scripts/train_demo_model.py --probe        # tokens/s of a few sizes
     python3 scripts/train_demo_model.py --finish       # convert the last checkpoint now
 """
@@ -152,7 +154,7 @@ def evaluate(model, data: dict, remap, ctx: int, other_bias: float, max_windows:
 
 def schedule(step: int, args) -> float:
     """Warm up, hold, then decay over the last fifth (so a long run's checkpoints stay usable)."""
-    warm, decay_from = max(1, args.steps // 40), int(args.steps * 0.8)
+    warm, decay_from = args.warmup, int(args.steps * 0.8)
     if step < warm:
         return (step + 1) / warm
     if step < decay_from:
@@ -192,12 +194,12 @@ def probe(args) -> None:
               f"~{size / 1e6:.1f} MB int8", flush=True)
 
 
-def save_state(path: Path, model, opt, batches, step, log, wall, vocab):
+def save_state(path: Path, model, opt, batches, step, log, wall, vocab, plan):
     import torch
 
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "batch_n": batches.n,
-                "step": step, "log": log, "wall": wall, "vocab": vocab}, tmp)
+                "step": step, "log": log, "wall": wall, "vocab": vocab, "plan": plan}, tmp)
     os.replace(tmp, path)
 
 
@@ -224,7 +226,7 @@ def train(args) -> None:
     batches = Batches(data, remap, args.batch, args.ctx, args.seed)
     STATE.mkdir(parents=True, exist_ok=True)
     ckpt = STATE / f"{args.run}.pt"
-    step, log, wall = 0, [], 0.0
+    step, log, wall, plan = 0, [], 0.0, []
     if ckpt.is_file():
         st = torch.load(ckpt, weights_only=False)
         if not np.array_equal(st["vocab"], vocab):
@@ -232,8 +234,14 @@ def train(args) -> None:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         batches.n, step, log, wall = st["batch_n"], st["step"], st["log"], st["wall"]
+        plan = st.get("plan", [[0, 12000]])  # checkpoints from before plans were kept ran to 12000
         print(f"resumed {ckpt} at step {step} ({wall / 3600:.2f} h so far)", flush=True)
-    meta = {"seed": args.seed, "steps": args.steps, "batch": args.batch, "ctx": args.ctx,
+    if not plan or plan[-1][1] != args.steps:
+        # A changed --steps changes the schedule from here on; the log's lr column shows it.
+        plan.append([step, args.steps])
+        if len(plan) > 1:
+            print(f"schedule now ends at step {args.steps} (was {plan[-2][1]})", flush=True)
+    meta = {"seed": args.seed, "steps": args.steps, "warmup": args.warmup, "plan": plan, "batch": args.batch, "ctx": args.ctx,
             "n_embd": args.n_embd, "n_layer": args.n_layer, "n_head": args.n_head, "lr": args.lr, "min_count": args.min_count,
             "dropout": args.dropout, "mix": MIX, "compact_vocab": int(len(vocab)),
             "torch": torch.__version__, "transformers": transformers.__version__,
@@ -261,12 +269,12 @@ def train(args) -> None:
             t_last = time.perf_counter()
             print(json.dumps(entry), f"{rate:.0f} tok/s", flush=True)
         if step % args.save_every == 0:
-            save_state(ckpt, model, opt, batches, step, log, wall, vocab)
+            save_state(ckpt, model, opt, batches, step, log, wall, vocab, plan)
         if deadline and time.time() > deadline:
             print(f"time budget reached at step {step}; run again to resume", flush=True)
-            save_state(ckpt, model, opt, batches, step, log, wall, vocab)
+            save_state(ckpt, model, opt, batches, step, log, wall, vocab, plan)
             return
-    save_state(ckpt, model, opt, batches, step, log, wall, vocab)
+    save_state(ckpt, model, opt, batches, step, log, wall, vocab, plan)
     export(model, vocab, meta, step, log, wall, args)
 
 
@@ -318,7 +326,8 @@ def main() -> None:
     ap.add_argument("--finish", action="store_true", help="convert the last checkpoint without training further")
     ap.add_argument("--run", default="demo-v2", help="name of the checkpoint in the cache")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--steps", type=int, default=12000)
+    ap.add_argument("--steps", type=int, default=3400)
+    ap.add_argument("--warmup", type=int, default=300, help="steps of linear warm-up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--min-count", type=int, default=5, help="rarer tokens share one output row in training")
     ap.add_argument("--ctx", type=int, default=256)

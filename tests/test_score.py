@@ -48,8 +48,9 @@ def reference(checkpoint):
 
 
 def long_text(engine: Engine, n_tokens: int) -> str:
-    """Whole lines of the held-out KJV chapters, at least n_tokens long."""
-    lines, text = (ROOT / "weights" / "demo" / "heldout.txt").read_text().splitlines(), ""
+    """Whole lines of the demo model's held-out KJV chapters and Python docs, at least n_tokens long."""
+    sources = json.loads((ROOT / "weights" / "demo" / "heldout.json").read_text())["sources"]
+    lines, text = "\n".join(sources["kjv"] + sources["python-docs"]).splitlines(), ""
     for line in lines:
         text += line + "\n"
         if len(engine.tokenizer.encode(text)) >= n_tokens:
