@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -51,8 +52,9 @@ MIX = {"kjv": 0.4, "python-docs": 0.2, "wordnet": 0.2, "fortunes": 0.2}
 DESCRIPTION = ("A small model with GPT-2's architecture and GPT-2's own tokenizer, trained by gpt2web "
                "on the King James Bible and some modern English (Python's documentation, WordNet, "
                "fortune quotes); it is not GPT-2")
-EXAMPLES = ["In the beginning God created the", "And the LORD spake unto Moses, saying,",
-            "The Python interpreter is", "A friend in need is"]
+# The first is the page's default prompt: one where the model is fairly sure of the next token.
+EXAMPLES = ["And it came to pass, when", "A friend in need is", "The Python interpreter is",
+            "In the beginning God created the"]
 
 
 def encode_sources() -> dict:
@@ -270,6 +272,10 @@ def train(args) -> None:
             print(json.dumps(entry), f"{rate:.0f} tok/s", flush=True)
         if step % args.save_every == 0:
             save_state(ckpt, model, opt, batches, step, log, wall, vocab, plan)
+            if step <= int(args.steps * 0.8) < step + args.save_every:
+                # The last save before the decay: a longer run can go on from here (copy it to
+                # {run}.pt and pass a larger --steps) instead of from a decayed model.
+                shutil.copyfile(ckpt, ckpt.with_name(f"{args.run}-hold.pt"))
         if deadline and time.time() > deadline:
             print(f"time budget reached at step {step}; run again to resume", flush=True)
             save_state(ckpt, model, opt, batches, step, log, wall, vocab, plan)
