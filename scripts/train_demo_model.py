@@ -332,7 +332,7 @@ def main() -> None:
     ap.add_argument("--finish", action="store_true", help="convert the last checkpoint without training further")
     ap.add_argument("--run", default="demo-v2", help="name of the checkpoint in the cache")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--steps", type=int, default=3400)
+    ap.add_argument("--steps", type=int, default=3900)
     ap.add_argument("--warmup", type=int, default=300, help="steps of linear warm-up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--min-count", type=int, default=5, help="rarer tokens share one output row in training")
