@@ -114,3 +114,72 @@ def test_sure_and_right_on_familiar_text(heldout, source):
     more than 50% and is the token that follows at one step in ten or more."""
     toks = heldout[source]["tokens"]
     assert sum(t["rank"] == 1 and t["prob"] > 0.5 for t in toks) / len(toks) >= 0.1
+
+
+@pytest.fixture(scope="module")
+def reference(demo):
+    """PyTorch's forward pass over the demo's own (dequantized) weights: an independent engine."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from conftest import torch_model_from
+
+    return torch_model_from(demo.model)
+
+
+def torch_next_logits(reference, ids: list[int]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return reference(torch.tensor([ids])).logits[0, -1].double().numpy()
+
+
+def test_next_token_table_and_greedy_text_are_pytorchs(demo, reference):
+    """The table the CLI and the page show, and the greedy continuation, computed by PyTorch."""
+    prompt = "In the beginning God created the"  # Genesis 1:1, in the training text
+    top = demo.next_tokens(prompt, top=5)
+    z = torch_next_logits(reference, demo.tokenizer.encode(prompt))
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    assert [t["id"] for t in top] == list(np.argsort(-p, kind="stable")[:5])
+    assert [t["prob"] for t in top] == pytest.approx(p[[t["id"] for t in top]], rel=1e-4)
+
+    gen = demo.generate("And the LORD spake unto Moses,", SamplingParams(temperature=0), max_tokens=8)
+    list(gen)
+    ids = demo.tokenizer.encode("And the LORD spake unto Moses,")
+    want = []
+    for _ in range(8):
+        want.append(int(np.argmax(torch_next_logits(reference, ids + want))))
+    assert gen.ids == want and gen.text == demo.tokenizer.decode(want)
+
+
+def reference_draws(reference, prompt_ids, seed, temperature, top_k, n):
+    """Seeded sampling as the docs define it (gpt2web.sampling.Sampler.draw), written out again
+    over PyTorch's logits: u from random.Random(seed) lands in the temperature distribution laid
+    out in id order; a token outside the top k means drawing again from random.Random(u * 2^53)."""
+    import random
+
+    rng, ids, out = random.Random(seed), list(prompt_ids), []
+    for _ in range(n):
+        z = torch_next_logits(reference, ids)
+        w = np.exp((z - z.max()) / temperature)
+        cum = np.cumsum(w)
+        keep = set(np.argsort(-z, kind="stable")[:top_k].tolist())
+        u = rng.random()
+        again = random.Random(int(u * 2**53))
+        while True:
+            i = min(int(np.searchsorted(cum, u * cum[-1], side="right")), len(w) - 1)
+            if i in keep:
+                break
+            u = again.random()
+        ids.append(i)
+        out.append(i)
+    return out
+
+
+def test_fixed_seed_gives_the_text_an_independent_sampler_draws(demo, reference):
+    """The same seed, the same text: the one that the documented draw gives over PyTorch's
+    probabilities, not just the same as a second run of the same code."""
+    params = SamplingParams(seed=2024, temperature=0.9, top_k=40)
+    gen = demo.generate("Blessed are the", params, max_tokens=20, stop_at_eot=False)
+    got = [s["id"] for s in gen]
+    assert got == reference_draws(reference, gen.prompt_ids, 2024, 0.9, 40, 20)
