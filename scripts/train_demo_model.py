@@ -154,9 +154,14 @@ def evaluate(model, data: dict, remap, ctx: int, other_bias: float, max_windows:
     return res
 
 
+def decay_start(args) -> int:
+    """The step where the learning rate starts to decay: the last fifth of the run."""
+    return int(args.steps * 0.8)
+
+
 def schedule(step: int, args) -> float:
     """Warm up, hold, then decay over the last fifth (so a long run's checkpoints stay usable)."""
-    warm, decay_from = args.warmup, int(args.steps * 0.8)
+    warm, decay_from = args.warmup, decay_start(args)
     if step < warm:
         return (step + 1) / warm
     if step < decay_from:
@@ -272,7 +277,7 @@ def train(args) -> None:
             print(json.dumps(entry), f"{rate:.0f} tok/s", flush=True)
         if step % args.save_every == 0:
             save_state(ckpt, model, opt, batches, step, log, wall, vocab, plan)
-            if step <= int(args.steps * 0.8) < step + args.save_every:
+            if step <= decay_start(args) < step + args.save_every:
                 # The last save before the decay: a longer run can go on from here (copy it to
                 # {run}.pt and pass a larger --steps) instead of from a decayed model.
                 shutil.copyfile(ckpt, ckpt.with_name(f"{args.run}-hold.pt"))
