@@ -135,27 +135,19 @@ def default_cache_dir() -> Path:
 DEFAULT_DEST = default_cache_dir() if installed() else REPO_ROOT / "web" / "runtime"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes | None = None, *, src: Path | None = None) -> None:
+    """Write `data` (or a copy of the file `src`) to `path` so that no reader sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if src is not None:
+                with open(src, "rb") as r:
+                    shutil.copyfileobj(r, f)
+            else:
+                f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -265,14 +257,14 @@ def _ensure_file(name: str, expected: str, dest: Path, cache: Path, sources: _So
     target = dest / name
     if _good(target, expected):
         if not _good(cache / name, expected):
-            _copy_atomic(target, cache / name)
+            _write_atomic(cache / name, src=target)
         return "present"
     if target.exists():
         _log(f"  {name}: present but wrong hash; replacing")
     cached = cache / name
     if cached.is_file():
         if sha256_file(cached) == expected:
-            _copy_atomic(cached, target)
+            _write_atomic(target, src=cached)
             return "cache"
         _log(f"  {name}: cached copy has a wrong hash; fetching again")
         cached.unlink()
