@@ -59,6 +59,17 @@ const BACKENDS = {
 
 // ---------------------------------------------------------------- styles (shadow DOM)
 
+// The dark palette: for theme="dark", and for theme="auto" when the reader's system is dark.
+const DARK = `
+  --accent: var(--gpt2-accent, #7ea2ff); --accent-soft: var(--gpt2-accent-soft, #243152);
+  --share: var(--gpt2-share, #f0a050); --share-text: var(--gpt2-share-text, #f0a050);
+  --bg: var(--gpt2-bg, #14171d); --panel: var(--gpt2-panel, #1c2029); --text: var(--gpt2-text, #e6e9ef);
+  --muted: var(--gpt2-muted, #9aa3b5); --line: var(--gpt2-line, #333a48);
+  --chosen: var(--gpt2-chosen, #3a3220); --chosen-line: var(--gpt2-chosen-line, #e0b040);
+  --error-bg: #3a1f1f; --error-line: #ff7b6b;
+  color-scheme: dark;
+`;
+
 const CSS = `
 :host {
   all: initial;  /* nothing inherited from the page: its fonts and colours stay out */
@@ -86,25 +97,9 @@ const CSS = `
   font: 15px/1.45 var(--gpt2-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
 }
 :host([hidden]) { display: none; }
-:host([theme="dark"]) {
-  --accent: var(--gpt2-accent, #7ea2ff); --accent-soft: var(--gpt2-accent-soft, #243152);
-  --share: var(--gpt2-share, #f0a050); --share-text: var(--gpt2-share-text, #f0a050);
-  --bg: var(--gpt2-bg, #14171d); --panel: var(--gpt2-panel, #1c2029); --text: var(--gpt2-text, #e6e9ef);
-  --muted: var(--gpt2-muted, #9aa3b5); --line: var(--gpt2-line, #333a48);
-  --chosen: var(--gpt2-chosen, #3a3220); --chosen-line: var(--gpt2-chosen-line, #e0b040);
-  --error-bg: #3a1f1f; --error-line: #ff7b6b;
-  color-scheme: dark;
-}
+:host([theme="dark"]) {${DARK}}
 @media (prefers-color-scheme: dark) {
-  :host([theme="auto"]) {
-    --accent: var(--gpt2-accent, #7ea2ff); --accent-soft: var(--gpt2-accent-soft, #243152);
-    --share: var(--gpt2-share, #f0a050); --share-text: var(--gpt2-share-text, #f0a050);
-    --bg: var(--gpt2-bg, #14171d); --panel: var(--gpt2-panel, #1c2029); --text: var(--gpt2-text, #e6e9ef);
-    --muted: var(--gpt2-muted, #9aa3b5); --line: var(--gpt2-line, #333a48);
-    --chosen: var(--gpt2-chosen, #3a3220); --chosen-line: var(--gpt2-chosen-line, #e0b040);
-    --error-bg: #3a1f1f; --error-line: #ff7b6b;
-    color-scheme: dark;
-  }
+  :host([theme="auto"]) {${DARK}}
 }
 
 * { box-sizing: border-box; }
