@@ -267,7 +267,7 @@ def train(args) -> None:
         step += 1
         wall += time.perf_counter() - t0
         if step % args.log_every == 0:
-            entry = {"step": step, "tokens": step * tokens_per_step, "train_loss": round(float(loss), 4),
+            entry = {"step": step, "tokens": step * tokens_per_step, "train_loss": round(loss.item(), 4),
                      "lr": round(opt.param_groups[0]["lr"], 6), "wall_s": round(wall, 1)}
             if step % args.eval_every == 0 or step == args.steps:
                 entry["val_loss"] = evaluate(model, data, remap, args.ctx, other_bias)
@@ -337,7 +337,7 @@ def main() -> None:
     ap.add_argument("--finish", action="store_true", help="convert the last checkpoint without training further")
     ap.add_argument("--run", default="demo-v2", help="name of the checkpoint in the cache")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--steps", type=int, default=3900)
+    ap.add_argument("--steps", type=int, default=5500)
     ap.add_argument("--warmup", type=int, default=300, help="steps of linear warm-up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--min-count", type=int, default=5, help="rarer tokens share one output row in training")

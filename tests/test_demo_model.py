@@ -103,9 +103,9 @@ def test_beats_guessing_the_commonest_tokens_on_heldout_modern_english(heldout, 
 
 
 def test_heldout_kjv_perplexity(heldout):
-    # The target is 30 and was missed (32.3 on 20,000 held-out tokens, weights/demo/README.md;
-    # about 36 on this shorter sample): this guards against falling further behind.
-    assert heldout["kjv"]["perplexity"] <= 40  # chance is 50,257
+    # The target: at most 30 (chance is 50,257). Measured 26.3 on 20,000 held-out tokens
+    # (weights/demo/README.md) and 28.8 on this shorter sample.
+    assert heldout["kjv"]["perplexity"] <= 30
 
 
 @pytest.mark.parametrize("source", ["kjv", "fortunes"])

@@ -269,6 +269,7 @@ def test_surprise_view_matches_the_cli(page, ref, shipped, capsys):
     assert_rel([g["prob"] for g in got], [t["prob"] for t in want["tokens"]])
     assert [int(g["rank"]) for g in got] == [t["rank"] for t in want["tokens"]]
     assert f"perplexity {want['perplexity']:.2f}" in view.locator(".v-summary").text_content()
+    shot(view, "surprise")
     # Any pasted text: scored on Ctrl+Enter.
     before = view_draws(page, "#views")
     view.locator("textarea").fill("In the beginning was the Word")
@@ -280,7 +281,7 @@ def test_surprise_view_matches_the_cli(page, ref, shipped, capsys):
     view.locator("textarea").fill("")
     view.locator("button", has_text="Score this text").click()
     assert not empty_before and "empty" in view.locator(".v-error").text_content()
-    shot(view, "surprise")
+    shot(view, "surprise-empty")
 
 
 def test_loop_view_and_the_cache_switch(page, ref):
