@@ -572,13 +572,15 @@ def axe_scan(page):
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-@pytest.mark.parametrize("path, state", [("", "idle"), ("", "stepped"), ("embed.html", "generated")])
+@pytest.mark.parametrize("path, state", [("", "idle"), ("", "stepped"), ("embed.html", "generated"),
+                                         ("embed.html", "phone")])
 def test_axe_finds_no_serious_violation(browser, server, path, state):
     if not AXE.is_file():
         if shutil.which("npm") is None:
             pytest.skip("axe-core needs npm (scripts/setup_axe.sh)")
         pytest.fail("axe-core is missing: run bash scripts/setup_axe.sh (scripts/test.sh does)")
-    context = new_context(browser, bypass_csp=True, locale="en-US")  # axe is injected as a script
+    context = new_context(browser, PHONE if state == "phone" else DESKTOP,  # a phone scrolls code sideways
+                          bypass_csp=True, locale="en-US")  # axe is injected as a script
     try:
         page = open_page(context, server + path)
         if path == "":
